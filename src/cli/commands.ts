@@ -1,0 +1,5 @@
+/** Every subcommand, in the order `--help` lists them. Add one import and one entry per command file. */
+import { addCommands } from './program.js';
+import { registerVersion } from './version.js';
+
+addCommands(registerVersion);

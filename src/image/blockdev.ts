@@ -1,0 +1,191 @@
+/**
+ * BlockDevice: random access to bytes of a disk image, a slice of one (a partition), or memory.
+ *
+ * Reads and writes are synchronous and positional: the ext engine reads thousands of small blocks,
+ * where a synchronous pread is the cheapest call Node has, and parsers stay simple. Concurrency
+ * (decompression, compression) comes from zlib/worker threads, not from async disk I/O.
+ *
+ * Every access is bounds-checked: a read past the end is IMAGE_TRUNCATED (the image is shorter than
+ * its metadata claims) and a write outside a slice is IMAGE_OUT_OF_RANGE, so a hostile partition
+ * table can never make us write outside the partition we opened.
+ */
+import * as fs from 'node:fs';
+import { UlfsError, hex } from '../errors.js';
+
+export interface BlockDevice {
+  /** Size in bytes. */
+  readonly size: number;
+  readonly writable: boolean;
+  /** For messages: the file name, plus the slice offset where there is one. */
+  readonly name: string;
+  /** Reads exactly `length` bytes at `pos` into a new Buffer. */
+  read(pos: number, length: number): Buffer;
+  /** Fills `buf` completely from `pos`. */
+  readInto(buf: Uint8Array, pos: number): void;
+  write(pos: number, data: Uint8Array): void;
+  /** Makes every write so far durable (fsync). */
+  sync(): void;
+  close(): void;
+}
+
+function checkRange(dev: BlockDevice, pos: number, length: number, writing: boolean): void {
+  if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(length) || pos < 0 || length < 0 || pos + length > dev.size) {
+    throw new UlfsError(
+      writing ? 'IMAGE_OUT_OF_RANGE' : 'IMAGE_TRUNCATED',
+      `${writing ? 'write' : 'read'} of ${length} bytes at ${hex(pos)} is beyond the end of ${dev.name} (size ${hex(dev.size)})`,
+      { pos, length, size: dev.size },
+    );
+  }
+  if (writing && !dev.writable) {
+    throw new UlfsError('IMAGE_READ_ONLY', `${dev.name} is open read-only`);
+  }
+}
+
+export class FileDevice implements BlockDevice {
+  readonly size: number;
+  readonly writable: boolean;
+  readonly name: string;
+  private fd: number | null;
+
+  constructor(path: string, mode: 'r' | 'rw' = 'r') {
+    this.name = path;
+    this.writable = mode === 'rw';
+    try {
+      this.fd = fs.openSync(path, mode === 'rw' ? 'r+' : 'r');
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT') throw new UlfsError('IMAGE_NOT_FOUND', `${path}: no such file`, { path });
+      throw new UlfsError('IO_ERROR', `${path}: ${err.message}`, { path, errno: err.code });
+    }
+    const st = fs.fstatSync(this.fd);
+    if (st.isDirectory()) {
+      fs.closeSync(this.fd);
+      throw new UlfsError('USAGE', `${path} is a directory, not an image file`, { path });
+    }
+    this.size = st.size;
+  }
+
+  private get handle(): number {
+    if (this.fd === null) throw new UlfsError('INTERNAL', `${this.name} is closed`);
+    return this.fd;
+  }
+
+  read(pos: number, length: number): Buffer {
+    const buf = Buffer.allocUnsafe(length);
+    this.readInto(buf, pos);
+    return buf;
+  }
+
+  readInto(buf: Uint8Array, pos: number): void {
+    checkRange(this, pos, buf.length, false);
+    let done = 0;
+    while (done < buf.length) {
+      const n = fs.readSync(this.handle, buf, done, buf.length - done, pos + done);
+      if (n === 0) {
+        throw new UlfsError('IMAGE_TRUNCATED', `${this.name} ended at ${hex(pos + done)} while reading`, { pos });
+      }
+      done += n;
+    }
+  }
+
+  write(pos: number, data: Uint8Array): void {
+    checkRange(this, pos, data.length, true);
+    let done = 0;
+    while (done < data.length) done += fs.writeSync(this.handle, data, done, data.length - done, pos + done);
+  }
+
+  sync(): void {
+    if (this.writable) fs.fsyncSync(this.handle);
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** A window [offset, offset+length) of another device: a partition. */
+export class SliceDevice implements BlockDevice {
+  readonly name: string;
+  constructor(
+    readonly parent: BlockDevice,
+    readonly offset: number,
+    readonly size: number,
+  ) {
+    if (offset < 0 || size < 0 || offset + size > parent.size) {
+      throw new UlfsError(
+        'PART_BEYOND_END',
+        `slice ${hex(offset)}+${hex(size)} runs past the end of ${parent.name} (size ${hex(parent.size)})`,
+        { offset, size, parentSize: parent.size },
+      );
+    }
+    this.name = `${parent.name}?offset=${offset}`;
+  }
+  get writable(): boolean {
+    return this.parent.writable;
+  }
+  read(pos: number, length: number): Buffer {
+    checkRange(this, pos, length, false);
+    return this.parent.read(this.offset + pos, length);
+  }
+  readInto(buf: Uint8Array, pos: number): void {
+    checkRange(this, pos, buf.length, false);
+    this.parent.readInto(buf, this.offset + pos);
+  }
+  write(pos: number, data: Uint8Array): void {
+    checkRange(this, pos, data.length, true);
+    this.parent.write(this.offset + pos, data);
+  }
+  sync(): void {
+    this.parent.sync();
+  }
+  close(): void {
+    /* the parent owns the handle */
+  }
+}
+
+/** An in-memory device, for tests and for small images built on the fly. */
+export class MemoryDevice implements BlockDevice {
+  readonly name: string;
+  readonly writable: boolean;
+  constructor(
+    readonly bytes: Buffer,
+    opts: { writable?: boolean; name?: string } = {},
+  ) {
+    this.writable = opts.writable ?? true;
+    this.name = opts.name ?? 'memory';
+  }
+  get size(): number {
+    return this.bytes.length;
+  }
+  read(pos: number, length: number): Buffer {
+    checkRange(this, pos, length, false);
+    return Buffer.from(this.bytes.subarray(pos, pos + length));
+  }
+  readInto(buf: Uint8Array, pos: number): void {
+    checkRange(this, pos, buf.length, false);
+    buf.set(this.bytes.subarray(pos, pos + buf.length));
+  }
+  write(pos: number, data: Uint8Array): void {
+    checkRange(this, pos, data.length, true);
+    this.bytes.set(data, pos);
+  }
+  sync(): void {}
+  close(): void {}
+}
+
+/** Opens an image, runs `fn`, and always closes it (flushing first when writable and `fn` succeeded). */
+export async function withImage<T>(
+  path: string,
+  mode: 'r' | 'rw',
+  fn: (dev: FileDevice) => Promise<T> | T,
+): Promise<T> {
+  const dev = new FileDevice(path, mode);
+  try {
+    const result = await fn(dev);
+    if (mode === 'rw') dev.sync();
+    return result;
+  } finally {
+    dev.close();
+  }
+}
