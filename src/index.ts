@@ -1,3 +1,17 @@
 // The public library API: re-exports only.
 export * from './errors.js';
 export * from './image/blockdev.js';
+export {
+  readPartitionTable,
+  openPartition,
+  findPartition,
+  openImage,
+  type Partition,
+  type PartitionTable,
+  type OpenedImage,
+} from './image/partitions.js';
+export { JournaledDevice } from './image/journaled.js';
+export { undo, assertNoUndoLog, undoPath, type UndoResult } from './image/undo.js';
+export { lockImage, withLock, type ImageLock } from './image/lock.js';
+export { FaultDevice, type FaultPlan } from './image/fault.js';
+export { copySparse, type CopyResult } from './image/sparse.js';
