@@ -71,6 +71,7 @@ export const CATALOGUE = {
   EXT_BAD_BLOCK_MAP: 'corrupt',
   EXT_BAD_DIRENT: 'corrupt',
   EXT_BAD_HTREE: 'corrupt',
+  EXT_BAD_JOURNAL: 'corrupt',
   EXT_BAD_CHECKSUM: 'corrupt',
   EXT_BAD_XATTR: 'corrupt',
   EXT_BLOCK_OUT_OF_RANGE: 'corrupt',
