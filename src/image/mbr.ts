@@ -210,16 +210,23 @@ function walkEbrChain(
       });
     }
     visited.add(ebrLba);
+    const inside = ebrLba >= ext.startLba && ebrLba < ext.startLba + ext.sectors;
     if (ebrLba + 1 > diskSectors) {
+      // Inside the extended partition: the image file is short (truncated), keep what we have.
+      // Outside it as well: the link itself is garbage.
+      if (inside) {
+        warnings.push(
+          `EBR at sector ${hex(ebrLba)} is past the end of the image (${hex(diskSectors)} sectors): truncated? logical partitions from ${number} on are missing`,
+        );
+        return logicals;
+      }
       throw new UlfsError(
         'PART_BEYOND_END',
         `${dev.name}: EBR at sector ${hex(ebrLba)} is beyond the end of the disk (${hex(diskSectors)} sectors)`,
         { lba: ebrLba, diskSectors },
       );
     }
-    if (ebrLba < ext.startLba || ebrLba >= ext.startLba + ext.sectors) {
-      warnings.push(`EBR at sector ${hex(ebrLba)} lies outside extended partition ${ext.number}`);
-    }
+    if (!inside) warnings.push(`EBR at sector ${hex(ebrLba)} lies outside extended partition ${ext.number}`);
     const ebr = decodeMbr(dev.read(ebrLba * sectorSize, MBR_SIZE));
     if (!ebr.hasSignature) {
       // An extended partition with no logicals may hold a blank first EBR: that is normal.
