@@ -2,6 +2,10 @@
 import { addCommands } from './program.js';
 import { registerVersion } from './version.js';
 import { registerUndo } from './undo.js';
+import { registerInspect } from './inspect.js';
+import { registerLs } from './ls.js';
+import { registerCaptureScript } from './capture-script.js';
 
 addCommands(registerVersion);
+addCommands(registerInspect, registerLs, registerCaptureScript);
 addCommands(registerUndo);
