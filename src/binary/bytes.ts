@@ -26,7 +26,10 @@ export function le64(b: Uint8Array, off: number): number {
 export function hiLo(hi: number, lo: number): number {
   const v = hi * 0x1_0000_0000 + lo;
   if (v > Number.MAX_SAFE_INTEGER) {
-    throw new UlfsError('LIMIT_EXCEEDED', `64-bit value 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')} is too large`);
+    throw new UlfsError(
+      'LIMIT_EXCEEDED',
+      `64-bit value 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')} is too large`,
+    );
   }
   return v;
 }
@@ -52,7 +55,7 @@ export function setLe64(b: Uint8Array, off: number, v: number): void {
   setLe32(b, off, v % 0x1_0000_0000);
   setLe32(b, off + 4, Math.floor(v / 0x1_0000_0000));
 }
-export const lo32 = (v: number): number => v % 0x1_0000_0000 >>> 0;
+export const lo32 = (v: number): number => (v % 0x1_0000_0000) >>> 0;
 export const hi32 = (v: number): number => Math.floor(v / 0x1_0000_0000) >>> 0;
 
 const ZERO_4K = Buffer.alloc(65536);

@@ -29,7 +29,13 @@ export interface BlockDevice {
 }
 
 function checkRange(dev: BlockDevice, pos: number, length: number, writing: boolean): void {
-  if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(length) || pos < 0 || length < 0 || pos + length > dev.size) {
+  if (
+    !Number.isSafeInteger(pos) ||
+    !Number.isSafeInteger(length) ||
+    pos < 0 ||
+    length < 0 ||
+    pos + length > dev.size
+  ) {
     throw new UlfsError(
       writing ? 'IMAGE_OUT_OF_RANGE' : 'IMAGE_TRUNCATED',
       `${writing ? 'write' : 'read'} of ${length} bytes at ${hex(pos)} is beyond the end of ${dev.name} (size ${hex(dev.size)})`,
@@ -82,7 +88,9 @@ export class FileDevice implements BlockDevice {
     while (done < buf.length) {
       const n = fs.readSync(this.handle, buf, done, buf.length - done, pos + done);
       if (n === 0) {
-        throw new UlfsError('IMAGE_TRUNCATED', `${this.name} ended at ${hex(pos + done)} while reading`, { pos });
+        throw new UlfsError('IMAGE_TRUNCATED', `${this.name} ended at ${hex(pos + done)} while reading`, {
+          pos,
+        });
       }
       done += n;
     }
