@@ -79,6 +79,9 @@ function refreshGptCrc(b: Buffer, hdrOff: number): void {
   );
 }
 const primary = 512;
+function flip(b: Buffer, off: number, mask: number): void {
+  b[off] = b[off]! ^ mask;
+}
 const backupOf = (b: Buffer): number => b.length - 512;
 
 // The first EBR sits at the start of the extended partition; its link entry is entry 1.
@@ -165,7 +168,7 @@ describe('bad partition tables', { timeout: 10_000 }, () => {
 
   it('GPT with a bad primary header CRC: falls back to the backup, with a warning', () => {
     const file = damaged(gptImg, 'gpt-badprimary.img', (b) => {
-      b[primary + 0x38] ^= 0xff; // a disk GUID byte: the header CRC no longer matches
+      flip(b, primary + 0x38, 0xff); // a disk GUID byte: the header CRC no longer matches
     });
     const { t, dev } = read(file);
     dev.close();
@@ -177,7 +180,7 @@ describe('bad partition tables', { timeout: 10_000 }, () => {
 
   it('GPT with a bad primary entry-array CRC: falls back to the backup array, with a warning', () => {
     const file = damaged(gptImg, 'gpt-badarray.img', (b) => {
-      b[1024 + 0x38] ^= 0x01; // first entry's name, primary array at LBA 2
+      flip(b, 1024 + 0x38, 0x01); // first entry's name, primary array at LBA 2
     });
     const { t, dev } = read(file);
     dev.close();
@@ -187,8 +190,8 @@ describe('bad partition tables', { timeout: 10_000 }, () => {
 
   it('GPT with both header CRCs bad: GPT_BAD_CRC', () => {
     const file = damaged(gptImg, 'gpt-bothbad.img', (b) => {
-      b[primary + 0x38] ^= 0xff;
-      b[backupOf(b) + 0x38] ^= 0xff;
+      flip(b, primary + 0x38, 0xff);
+      flip(b, backupOf(b) + 0x38, 0xff);
     });
     expect(codeOf(() => read(file))).toBe('GPT_BAD_CRC');
   });
