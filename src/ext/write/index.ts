@@ -1,0 +1,116 @@
+/**
+ * Public API of the ext writer. Every function takes the filesystem as an ExtFs (anything with a
+ * `dev: BlockDevice`) or a bare BlockDevice positioned on the filesystem (a SliceDevice for a
+ * partition). Writes go only through that device, in the safe order, ending with dev.sync().
+ *
+ * The writer keeps its own metadata view (re-read from the device on every call), so it never
+ * trusts a reader cache; after a write it calls ExtFs.reload() (superblock, descriptors and block cache re-read).
+ */
+import type { BlockDevice } from '../../image/blockdev.js';
+import { Volume } from './volume.js';
+import { assertWritableVolume, type GatePurpose } from './safety.js';
+import { Remover, type RemoveOptions, type RemoveReport } from './remove.js';
+import { zeroFreeInVolume, type ZeroOptions, type ZeroReport } from './zero.js';
+import { rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './rewrite.js';
+
+export type FsLike = BlockDevice | { readonly dev: BlockDevice };
+
+export function deviceOf(fs: FsLike): BlockDevice {
+  return 'dev' in fs && typeof (fs as { dev?: unknown }).dev === 'object'
+    ? (fs as { dev: BlockDevice }).dev
+    : (fs as BlockDevice);
+}
+
+/** Tells a reader (ExtFs) that the device changed under it, when it offers a way to. */
+export function afterWrite(fs: FsLike): void {
+  const f = fs as { reload?: () => void; invalidateCache?: () => void };
+  if (typeof f.reload === 'function') f.reload();
+  else if (typeof f.invalidateCache === 'function') f.invalidateCache();
+}
+
+export function openVolume(fs: FsLike): Volume {
+  return new Volume(deviceOf(fs));
+}
+
+/** Throws EXT_JOURNAL_DIRTY / EXT_ORPHANS / EXT_FS_NOT_CLEAN / EXT_UNSAFE_FEATURE unless writes are safe. */
+export function assertWritable(fs: FsLike, purpose: GatePurpose = 'write'): void {
+  assertWritableVolume(openVolume(fs), purpose);
+}
+
+/**
+ * Removes `paths` (files, symlinks, special files; directories when empty or with `recursive`), then
+ * with `pruneEmptyDirs` every directory the removals left empty. One flush for the whole batch.
+ * With `dryRun` nothing is written and the report says what would be freed.
+ */
+export function removePaths(
+  fs: FsLike,
+  paths: string[],
+  opts: RemoveOptions & { dryRun?: boolean } = {},
+): RemoveReport {
+  const vol = openVolume(fs);
+  assertWritableVolume(vol, 'write');
+  const rem = new Remover(vol, opts.now);
+  for (const p of paths) rem.removePath(p, opts);
+  if (opts.pruneEmptyDirs) rem.pruneEmpty();
+  if (!opts.dryRun) {
+    vol.flush();
+    afterWrite(fs);
+  }
+  return rem.report;
+}
+
+/**
+ * Rewrites regular file `ino` in place with `content` (not larger than its allocated blocks; else
+ * EXT_TOO_LARGE before anything is written). Frees the tail and compacts the mapping.
+ */
+export function rewriteFile(
+  fs: FsLike,
+  ino: number,
+  content: Buffer,
+  opts: { now?: number } = {},
+): RewriteReport {
+  const vol = openVolume(fs);
+  assertWritableVolume(vol, 'write');
+  const r = rewriteInVolume(vol, ino, content, nowOf(opts.now));
+  vol.flush();
+  afterWrite(fs);
+  return r;
+}
+
+/**
+ * Streaming rewrite: chunks are written through the existing mapping as they arrive; fails with
+ * EXT_TOO_LARGE before writing past the allocated blocks. Metadata is written once at the end.
+ */
+export async function rewriteFileFromChunks(
+  fs: FsLike,
+  ino: number,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts: { now?: number } = {},
+): Promise<RewriteReport> {
+  const vol = openVolume(fs);
+  assertWritableVolume(vol, 'write');
+  const r = await rewriteStreamInVolume(vol, ino, chunks, nowOf(opts.now));
+  vol.flush();
+  afterWrite(fs);
+  return r;
+}
+
+/**
+ * Overwrites with zeros every free block that is not already zero (zerofree semantics), optionally
+ * also the log of a clean journal. Refuses when the journal needs recovery or orphans exist.
+ */
+export function zeroFree(fs: FsLike, opts: ZeroOptions = {}): ZeroReport {
+  const vol = openVolume(fs);
+  assertWritableVolume(vol, 'zero');
+  return zeroFreeInVolume(vol, opts);
+}
+
+function nowOf(now?: number): number {
+  return (now ?? Math.floor(Date.now() / 1000)) >>> 0;
+}
+
+export type { ZeroOptions, ZeroReport } from './zero.js';
+export type { RewriteReport } from './rewrite.js';
+export type { RemoveOptions, RemoveReport } from './remove.js';
+export type { GatePurpose } from './safety.js';
+export { Volume } from './volume.js';
