@@ -1,0 +1,285 @@
+/**
+ * JournaledDevice + undo: whatever was written, wherever it stopped, `undo` gives back the original
+ * image byte for byte (sha256 of the whole file). The model is a plain Buffer with the same writes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileDevice, SliceDevice, type BlockDevice } from '../../src/image/blockdev.js';
+import { UlfsError } from '../../src/errors.js';
+import { JournaledDevice } from '../../src/image/journaled.js';
+import { FaultDevice } from '../../src/image/fault.js';
+import { HASH_BYTES, assertNoUndoLog, parseUndoLog, undo, undoPath } from '../../src/image/undo.js';
+
+const SIZE = 1 << 20;
+let dir: string;
+let original: Buffer;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-undo-'));
+  original = randomBytes(SIZE);
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const fileSha = (p: string): string => sha(fs.readFileSync(p));
+
+function freshImage(name: string, content: Buffer = original): string {
+  const p = path.join(dir, name);
+  fs.rmSync(undoPath(p), { force: true });
+  fs.writeFileSync(p, content); // same inode when it exists: O_TRUNC, not a new file
+  return p;
+}
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof UlfsError)) throw e;
+    return e.code;
+  }
+  return 'no error';
+}
+
+interface Op {
+  pos: number;
+  len: number;
+  seed: number;
+  syncAfter: boolean;
+}
+const opArb = fc.record({
+  pos: fc.integer({ min: 0, max: SIZE - 1 }),
+  len: fc.integer({ min: 1, max: 70_000 }),
+  seed: fc.integer({ min: 0, max: 255 }),
+  syncAfter: fc.boolean(),
+});
+function dataFor(op: Op, room: number): Buffer {
+  const len = Math.min(op.len, room);
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i += 97) b[i] = (op.seed + i) & 0xff; // cheap, position-dependent pattern
+  b[0] = op.seed ^ 0x5a;
+  return b;
+}
+
+/** Applies ops through a JournaledDevice over `base` (a slice at `sliceOff` when > 0); checks reads vs the model. */
+function runOps(file: string, ops: Op[], sliceOff: number, wrap?: (d: BlockDevice) => BlockDevice): Buffer {
+  const model = Buffer.from(original);
+  const fdev = new FileDevice(file, 'rw');
+  let base: BlockDevice = wrap ? wrap(fdev) : fdev;
+  if (sliceOff > 0) base = new SliceDevice(base, sliceOff, SIZE - sliceOff);
+  const j = new JournaledDevice(base);
+  try {
+    for (const op of ops) {
+      const pos = op.pos % j.size;
+      const data = dataFor(op, j.size - pos);
+      j.write(pos, data);
+      data.copy(model, sliceOff + pos);
+      // Reads see the pending data overlaid, across page boundaries.
+      const rs = Math.max(0, pos - 100);
+      const re = Math.min(j.size, pos + data.length + 100);
+      expect(j.read(rs, re - rs).equals(model.subarray(sliceOff + rs, sliceOff + re))).toBe(true);
+      if (op.syncAfter) j.sync();
+    }
+    j.sync();
+  } finally {
+    j.close();
+  }
+  return model;
+}
+
+describe('undo log round trips', () => {
+  it('random write sets (whole image and a slice), then undo: byte-identical', { timeout: 60_000 }, () => {
+    fc.assert(
+      fc.property(
+        fc.array(opArb, { minLength: 1, maxLength: 25 }),
+        fc.constantFrom(0, 4096, 123_456),
+        (ops, sliceOff) => {
+          const file = freshImage('rand.img');
+          const model = runOps(file, ops, sliceOff);
+          expect(fs.readFileSync(file).equals(model)).toBe(true);
+          expect(codeOf(() => assertNoUndoLog(file))).toBe('UNDO_PRESENT');
+          const r = undo(file);
+          expect(r.records).toBeGreaterThan(0);
+          expect(fileSha(file)).toBe(sha(original));
+          expect(fs.existsSync(undoPath(file))).toBe(false);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('commit() removes the log and keeps the writes', () => {
+    const file = freshImage('commit.img');
+    const j = new JournaledDevice(new FileDevice(file, 'rw'));
+    j.write(10, Buffer.from('hello'));
+    expect(j.pendingBytes).toBe(5);
+    expect(fs.readFileSync(file).subarray(10, 15).equals(original.subarray(10, 15))).toBe(true); // not yet
+    j.sync();
+    expect(fs.existsSync(undoPath(file))).toBe(true);
+    j.write(200_000, Buffer.alloc(5000, 7));
+    j.commit();
+    j.close();
+    expect(fs.existsSync(undoPath(file))).toBe(false);
+    const now = fs.readFileSync(file);
+    expect(now.toString('latin1', 10, 15)).toBe('hello');
+    expect(now.subarray(200_000, 205_000).equals(Buffer.alloc(5000, 7))).toBe(true);
+    expect(codeOf(() => undo(file))).toBe('UNDO_NOT_FOUND');
+  });
+
+  it('a fault at every write/sync of a realistic batch (with torn writes), then undo: byte-identical', () => {
+    // Three syncs of block-sized writes, overlapping and re-written, like a metadata flush.
+    const ops: Op[] = [];
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 8; i++)
+        ops.push({ pos: ((i * 37 + b * 11) % 200) * 4096, len: 4096, seed: b * 8 + i, syncAfter: false });
+      ops.push({ pos: 0, len: 1024 + b, seed: 99 + b, syncAfter: true });
+    }
+    const counter = new FaultDevice(new FileDevice(freshImage('count.img'), 'rw'), { failAt: Infinity });
+    runOps(path.join(dir, 'count.img'), ops, 0, () => counter);
+    const calls = counter.writes + counter.syncs;
+    expect(calls).toBeGreaterThan(20);
+    let survived = 0;
+    for (let k = 1; k <= calls; k++) {
+      for (const partialBytes of [0, 1000]) {
+        const file = freshImage('fault.img');
+        expect(() => runOps(file, ops, 0, (d) => new FaultDevice(d, { failAt: k, partialBytes }))).toThrow(
+          /injected fault/,
+        );
+        undo(file);
+        expect(fileSha(file), `fault at call ${k}, partial ${partialBytes}`).toBe(sha(original));
+        survived++;
+      }
+    }
+    expect(survived).toBe(2 * calls);
+  });
+
+  it('a torn undo tail (cut at every byte of the last batch) is ignored; undo restores the synced part', () => {
+    const file = freshImage('torn.img');
+    const logFile = undoPath(file);
+    const j = new JournaledDevice(new FileDevice(file, 'rw'));
+    j.write(5000, Buffer.alloc(3000, 1));
+    j.write(300_000, Buffer.alloc(100, 2));
+    j.sync();
+    const afterTwo = fs.readFileSync(file);
+    const s2 = fs.statSync(logFile).size;
+    j.write(600_000, Buffer.alloc(64, 3));
+    j.write(700_000, Buffer.alloc(40, 4));
+    j.sync();
+    const afterThree = fs.readFileSync(file);
+    const fullLog = fs.readFileSync(logFile);
+    j.close();
+    expect(fullLog.length).toBeGreaterThan(s2);
+    for (let t = s2; t <= fullLog.length; t++) {
+      // A torn append means its writes never started: the image is as after batch 2.
+      fs.writeFileSync(file, t === fullLog.length ? afterThree : afterTwo);
+      fs.writeFileSync(logFile, fullLog.subarray(0, t));
+      const fd = fs.openSync(logFile, 'r');
+      const parsed = parseUndoLog(fd, logFile);
+      fs.closeSync(fd);
+      expect(parsed.batches, `cut at ${t}`).toBe(t === fullLog.length ? 2 : 1);
+      const r = undo(file);
+      expect(r.tornBytes).toBe(t === fullLog.length ? 0 : t - s2);
+      expect(fileSha(file), `cut at ${t}`).toBe(sha(original));
+    }
+    // Garbage after the last commit is ignored too.
+    fs.writeFileSync(file, afterThree);
+    fs.writeFileSync(logFile, Buffer.concat([fullLog, randomBytes(333)]));
+    expect(undo(file).tornBytes).toBe(333);
+    expect(fileSha(file)).toBe(sha(original));
+  });
+
+  it('undo after a crash part-way through undo (any mix of restored ranges) and twice in a row', () => {
+    const file = freshImage('idem.img');
+    const j = new JournaledDevice(new FileDevice(file, 'rw'));
+    const ranges = [
+      [0, 512],
+      [70_000, 9000],
+      [500_000, 4096],
+      [900_000, 12_345],
+    ] as const;
+    for (const [p, n] of ranges) j.write(p, randomBytes(n));
+    j.sync();
+    j.close();
+    const modified = fs.readFileSync(file);
+    const log = fs.readFileSync(undoPath(file));
+    for (let mask = 0; mask < 1 << ranges.length; mask++) {
+      const state = Buffer.from(modified);
+      ranges.forEach(([p, n], i) => {
+        if (mask & (1 << i)) original.copy(state, p, p, p + n); // this range was already restored
+      });
+      fs.writeFileSync(file, state);
+      fs.writeFileSync(undoPath(file), log);
+      undo(file);
+      expect(fileSha(file)).toBe(sha(original));
+    }
+    expect(codeOf(() => undo(file))).toBe('UNDO_NOT_FOUND');
+    expect(fileSha(file)).toBe(sha(original));
+  });
+
+  it('a log beside another image: UNDO_MISMATCH (inode, size, content); --moved accepts a moved pair', () => {
+    const file = freshImage('bound.img');
+    const j = new JournaledDevice(new FileDevice(file, 'rw'));
+    j.write(100, Buffer.alloc(50, 9));
+    j.write(800_000, Buffer.alloc(50, 9));
+    j.sync();
+    j.close();
+    const log = fs.readFileSync(undoPath(file));
+    const modified = fs.readFileSync(file);
+
+    const other = freshImage('other.img', modified); // same bytes, another file
+    fs.writeFileSync(undoPath(other), log);
+    expect(codeOf(() => undo(other))).toBe('UNDO_MISMATCH');
+    expect(fs.readFileSync(other).equals(modified)).toBe(true); // untouched
+
+    const differentContent = freshImage('other2.img', randomBytes(SIZE));
+    fs.writeFileSync(undoPath(differentContent), log);
+    expect(codeOf(() => undo(differentContent, { allowMoved: true }))).toBe('UNDO_MISMATCH');
+
+    const otherSize = freshImage('other3.img', modified.subarray(0, SIZE - 512));
+    fs.writeFileSync(undoPath(otherSize), log);
+    expect(codeOf(() => undo(otherSize, { allowMoved: true }))).toBe('UNDO_MISMATCH');
+
+    // The moved pair (another inode, same bytes) is restored with allowMoved.
+    expect(undo(other, { allowMoved: true }).records).toBe(2);
+    expect(fileSha(other)).toBe(sha(original));
+
+    // A damaged header is UNDO_BAD_LOG.
+    const bad = Buffer.from(log);
+    bad[0x10] = bad[0x10]! ^ 1;
+    fs.writeFileSync(undoPath(file), bad);
+    expect(codeOf(() => undo(file))).toBe('UNDO_BAD_LOG');
+  });
+
+  it('a second journaled run refuses while a log is there: UNDO_PRESENT', () => {
+    const file = freshImage('present.img');
+    const a = new JournaledDevice(new FileDevice(file, 'rw'));
+    a.write(1, Buffer.from([1]));
+    a.sync();
+    a.close();
+    const b = new JournaledDevice(new FileDevice(file, 'rw'));
+    b.write(2, Buffer.from([2]));
+    expect(codeOf(() => b.sync())).toBe('UNDO_PRESENT');
+    b.close();
+    expect(fs.readFileSync(file)[2]).toBe(original[2]); // b's write never reached the image
+    undo(file);
+    expect(fileSha(file)).toBe(sha(original));
+  });
+
+  it('writeUnlogged: not restored by undo (free space), refused with pending writes, logged in the first 64 KiB', () => {
+    const file = freshImage('unlogged.img');
+    const j = new JournaledDevice(new FileDevice(file, 'rw'));
+    j.write(400_000, Buffer.alloc(10, 1));
+    expect(codeOf(() => j.writeUnlogged(500_000, Buffer.alloc(4096)))).toBe('INTERNAL');
+    j.sync();
+    j.writeUnlogged(500_000, Buffer.alloc(4096));
+    j.writeUnlogged(HASH_BYTES - 10, Buffer.alloc(20)); // touches the hashed prefix: logged
+    j.close();
+    undo(file);
+    const now = fs.readFileSync(file);
+    const expected = Buffer.from(original);
+    expected.fill(0, 500_000, 504_096);
+    expect(now.equals(expected)).toBe(true);
+  });
+});
