@@ -10,6 +10,7 @@ import type { BlockDevice } from '../../image/blockdev.js';
 import { Volume } from './volume.js';
 import { assertWritableVolume, type GatePurpose } from './safety.js';
 import { Remover, type RemoveOptions, type RemoveReport } from './remove.js';
+import { checkVolume, type CheckReport } from './check.js';
 import { zeroFreeInVolume, type ZeroOptions, type ZeroReport } from './zero.js';
 import { rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './rewrite.js';
 
@@ -105,10 +106,16 @@ export function zeroFree(fs: FsLike, opts: ZeroOptions = {}): ZeroReport {
   return zeroFreeInVolume(vol, opts);
 }
 
+/** Read-only consistency check: recomputed bitmaps, counters, link counts and every checksum. */
+export function checkFs(fs: FsLike): CheckReport {
+  return checkVolume(openVolume(fs));
+}
+
 function nowOf(now?: number): number {
   return (now ?? Math.floor(Date.now() / 1000)) >>> 0;
 }
 
+export type { CheckReport, CheckFinding } from './check.js';
 export type { ZeroOptions, ZeroReport } from './zero.js';
 export type { RewriteReport } from './rewrite.js';
 export type { RemoveOptions, RemoveReport } from './remove.js';
