@@ -1,0 +1,134 @@
+/**
+ * What debugfs (the oracle) and ExtFs each say about a whole tree, in one comparable shape.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { debugfs } from '../fixtures/ext-images.js';
+import type { ExtFs } from '../../src/ext/fs.js';
+
+export interface NodeInfo {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Size for non-directories; for directories i_size from `stat`. */
+  size: number;
+  links: number;
+  /** Symlink target, or sha256 of a regular file's contents. */
+  content?: string;
+}
+
+const sha = (b: Buffer | Iterable<Buffer>): string => {
+  const h = createHash('sha256');
+  if (Buffer.isBuffer(b)) h.update(b);
+  else for (const c of b) h.update(c);
+  return h.digest('hex');
+};
+
+/** Splits `debugfs -f` output into per-command bodies, keyed by the echoed command. */
+function byCommand(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const part of out.split(/^debugfs: /m).slice(1)) {
+    const nl = part.indexOf('\n');
+    m.set(part.slice(0, nl), part.slice(nl + 1));
+  }
+  return m;
+}
+
+/** Directories of a local tree (rdump output), as fs paths starting with "/". */
+function localDirs(top: string): string[] {
+  const dirs = ['/'];
+  for (let i = 0; i < dirs.length; i++) {
+    const d = dirs[i]!;
+    for (const e of fs.readdirSync(path.join(top, d), { withFileTypes: true })) {
+      if (e.isDirectory()) dirs.push(d === '/' ? `/${e.name}` : `${d}/${e.name}`);
+    }
+  }
+  return dirs;
+}
+
+/**
+ * The tree as debugfs sees it, in three debugfs runs: `rdump /` (contents, symlink targets, and the
+ * list of directories), `ls -p` on every directory (inode numbers, modes, owners, sizes), `stat` on
+ * every inode (directory sizes and link counts).
+ */
+export function debugfsTree(spec: string, dumpDir: string): Map<string, NodeInfo> {
+  fs.rmSync(dumpDir, { recursive: true, force: true });
+  fs.mkdirSync(dumpDir, { recursive: true });
+  debugfs(spec, [`rdump / ${dumpDir}`]);
+  const out = new Map<string, NodeInfo>();
+  out.set('/', { ino: 2, mode: 0, uid: 0, gid: 0, size: -1, links: 0 });
+  const dirs = localDirs(dumpDir);
+  const res = byCommand(
+    debugfs(
+      spec,
+      dirs.map((d) => `ls -p "${d}"`),
+    ),
+  );
+  for (const d of dirs) {
+    const body = res.get(`ls -p "${d}"`);
+    if (body === undefined) throw new Error(`no ls output for ${d}`);
+    for (const line of body.split('\n')) {
+      const m = /^\/(\d+)\/(\d+)\/(\d+)\/(\d+)\/(.*)\/(\d*)\/$/.exec(line);
+      if (!m) continue;
+      const name = m[5]!;
+      // debugfs also lists empty slots (inode 0), e.g. the pre-allocated blocks of lost+found.
+      if (name === '.' || name === '..' || name === '' || m[1] === '0') continue;
+      const p = d === '/' ? `/${name}` : `${d}/${name}`;
+      out.set(p, {
+        ino: Number(m[1]),
+        mode: parseInt(m[2]!, 8),
+        uid: Number(m[3]),
+        gid: Number(m[4]),
+        size: m[6] === '' ? -1 : Number(m[6]),
+        links: 0,
+      });
+    }
+  }
+  const inos = [...new Set([...out.values()].map((n) => n.ino))];
+  const st = byCommand(
+    debugfs(
+      spec,
+      inos.map((i) => `stat <${i}>`),
+    ),
+  );
+  for (const [p, n] of out) {
+    const body = st.get(`stat <${n.ino}>`) ?? '';
+    n.links = Number(/Links: (\d+)/.exec(body)?.[1] ?? -1);
+    if (n.size === -1) n.size = Number(/Size: (\d+)/.exec(body)?.[1] ?? -1);
+    const t = n.mode & 0xf000;
+    const local = path.join(dumpDir, p);
+    if (t === 0x8000) {
+      const h = createHash('sha256');
+      const fd = fs.openSync(local, 'r');
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const k = fs.readSync(fd, buf, 0, buf.length, null);
+        if (k === 0) break;
+        h.update(buf.subarray(0, k));
+      }
+      fs.closeSync(fd);
+      n.content = h.digest('hex');
+    } else if (t === 0xa000) {
+      n.content = fs.readlinkSync(local);
+    }
+  }
+  return out;
+}
+
+/** The same tree read through ExtFs.walk. */
+export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
+  const out = new Map<string, NodeInfo>();
+  for (const e of x.walk('/')) {
+    const s = e.stat;
+    const n: NodeInfo = { ino: e.ino, mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, links: s.links };
+    if (s.type === 'file') n.content = sha(x.fileChunks(e.ino));
+    else if (s.type === 'symlink') n.content = x.readlink(e.ino);
+    if (e.path === '/') n.mode = 0;
+    out.set(e.path, n);
+  }
+  return out;
+}
+
+export { sha };
