@@ -1,0 +1,97 @@
+/**
+ * depmod's dependency order inside a modules.dep line, recomputed for a pruned module set.
+ *
+ * What depmod does (kmod `tools/depmod.c`, `depmod_calculate_dependencies` and
+ * `mod_get_all_sorted_dependencies`, read for the facts):
+ *   - each module has a list of DIRECT dependencies (owners of the symbols it imports, in the
+ *     order its ELF symbol table first names them) and a count of direct users;
+ *   - a stack starts with every module that has no users, pushed in module order (modules.dep
+ *     order); it pops a module, gives it the next "dep_sort_idx", and walks its direct deps in
+ *     their list order, decrementing their user counts and pushing each one that reaches zero;
+ *   - a modules.dep line is the full closure of a module sorted by dep_sort_idx. Modules left
+ *     unsorted mean a cycle, which depmod refuses.
+ *
+ * What the index files tell us: the closure of every module (its line) and the module order.
+ * Not the direct deps, nor their ELF order. Recovered here:
+ *   - direct deps that matter = the transitive reduction of the closures. An extra direct edge
+ *     U->C that is implied by a path U->X->C never decides when C's count reaches zero (X is
+ *     always popped after U), so it changes nothing in the result;
+ *   - the push order among the deps of one module: when several deps of a module reach zero at
+ *     the same time they are popped in reverse push order, so the ORIGINAL line lists them in
+ *     reverse ELF order. We push in descending original-line position, which reproduces depmod
+ *     whenever the original tree already released those deps together (the common case). The
+ *     slow tests check the result against depmod on real Debian trees.
+ */
+import { UlfsError } from '../errors.js';
+
+export interface SortInput {
+  /** module paths in module order */
+  paths: string[];
+  /** closure of each module as indexes into `paths`, in the ORIGINAL line order */
+  closure: number[][];
+  /**
+   * Exact direct dependencies of a module in depmod's order (owners of its imported symbols, from
+   * its ELF image), or null/undefined where unknown (then inferred as described above).
+   */
+  direct?: (number[] | null | undefined)[];
+}
+
+/** Returns, for each module, its closure re-sorted by the recomputed dep_sort_idx. */
+export function sortDependencies(input: SortInput): number[][] {
+  const n = input.paths.length;
+  const closure = input.closure;
+  const closureSets: Set<number>[] = closure.map((c) => new Set(c));
+  // Transitive reduction, keeping the original line order.
+  const direct: number[][] = new Array(n);
+  const users = new Uint32Array(n);
+  // Push order per module: exact ELF order where known, else the inferred one (reversed line order).
+  const pushOrder: number[][] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const exact = input.direct?.[i];
+    if (exact) {
+      direct[i] = exact;
+      pushOrder[i] = exact;
+      for (const d of exact) users[d]!++;
+      continue;
+    }
+    const c = closure[i]!;
+    const r: number[] = [];
+    for (const d of c) {
+      let implied = false;
+      for (const x of c) {
+        if (x !== d && closureSets[x]!.has(d)) {
+          implied = true;
+          break;
+        }
+      }
+      if (!implied) r.push(d);
+    }
+    direct[i] = r;
+    pushOrder[i] = [...r].reverse();
+    for (const d of r) users[d]!++;
+  }
+  const stack: number[] = [];
+  for (let i = 0; i < n; i++) if (users[i] === 0) stack.push(i);
+  const sortIdx = new Int32Array(n).fill(-1);
+  let sorted = 0;
+  // Each module is pushed exactly once (when its count reaches zero), so this loop runs <= n times.
+  while (stack.length) {
+    const src = stack.pop()!;
+    sortIdx[src] = sorted++;
+    for (const d of pushOrder[src]!) {
+      if (--users[d]! === 0) stack.push(d);
+    }
+  }
+  if (sorted < n) {
+    const stuck: string[] = [];
+    for (let i = 0; i < n && stuck.length < 8; i++) if (sortIdx[i]! < 0) stuck.push(input.paths[i]!);
+    throw new UlfsError(
+      'MODDEP_CYCLE',
+      `modules.dep has a dependency cycle among ${n - sorted} modules, e.g. ${stuck.join(' ')}`,
+      {
+        modules: stuck,
+      },
+    );
+  }
+  return closure.map((c) => [...c].sort((a, b) => sortIdx[a]! - sortIdx[b]!));
+}

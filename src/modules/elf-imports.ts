@@ -1,0 +1,125 @@
+/**
+ * The symbols a kernel module imports, in the order depmod sees them, read from the module's ELF
+ * image (uncompressed). Only needed to order modules.dep lines exactly like depmod: depmod's
+ * direct dependencies of a module are the owners of these symbols, in this order.
+ *
+ * Source of the facts: kmod `libkmod/libkmod-elf.c` (`kmod_elf_get_dependency_symbols`): every
+ * `.symtab` entry after index 0 whose section index is SHN_UNDEF (0) and whose name is not empty,
+ * in table order; then the `__versions` entries no such symbol matched.
+ *
+ * ELF layout used (System V gABI):
+ *   e_ident[4] class (1 = 32-bit, 2 = 64-bit), e_ident[5] data (1 = LE, 2 = BE)
+ *   64-bit: e_shoff @0x28 (u64), e_shentsize @0x3a, e_shnum @0x3c, e_shstrndx @0x3e
+ *   32-bit: e_shoff @0x20 (u32), e_shentsize @0x2e, e_shnum @0x30, e_shstrndx @0x32
+ *   section header 64: sh_name @0, sh_offset @0x18 (u64), sh_size @0x20 (u64); 32: @0, @0x10, @0x14
+ *   symbol 64 (24 bytes): st_name @0 (u32), st_shndx @6 (u16); 32 (16 bytes): st_name @0, st_shndx @14
+ *   __versions entry (64 bytes): crc (u64 on 64-bit, u32 on 32-bit), then a NUL-padded name
+ * Returns null when the image is not a readable ELF (the caller then falls back to inference).
+ */
+const ELF_MAGIC = 0x7f454c46;
+const EI_CLASS = 4;
+const EI_DATA = 5;
+const ELF_HEADER_READ = 0x40;
+const MAX_SECTIONS = 65535;
+const VERSION_ENTRY_SIZE = 64;
+
+/** Positional access to a module file, so only the header and symbol sections are read. */
+export interface ModuleImage {
+  size: number;
+  read(pos: number, len: number): Uint8Array;
+}
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+export function readElfImports(image: Uint8Array | ModuleImage): string[] | null {
+  const size = image instanceof Uint8Array ? image.length : image.size;
+  const get = (pos: number, len: number): Buffer | null => {
+    if (pos < 0 || len < 0 || pos + len > size) return null;
+    const u = image instanceof Uint8Array ? image.subarray(pos, pos + len) : image.read(pos, len);
+    return u.length === len ? asBuffer(u) : null;
+  };
+  const h = get(0, Math.min(ELF_HEADER_READ, size));
+  if (!h || h.length < ELF_HEADER_READ || h.readUInt32BE(0) !== ELF_MAGIC) return null;
+  const is64 = h[EI_CLASS] === 2;
+  const le = h[EI_DATA] === 1;
+  if (!is64 && h[EI_CLASS] !== 1) return null;
+  const u16 = (b: Buffer, o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (b: Buffer, o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const uN = (b: Buffer, o: number): number => {
+    if (!is64) return u32(b, o);
+    const v = le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o);
+    return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
+  };
+  try {
+    const shoff = uN(h, is64 ? 0x28 : 0x20);
+    const shentsize = u16(h, is64 ? 0x3a : 0x2e);
+    const shnum = u16(h, is64 ? 0x3c : 0x30);
+    const shstrndx = u16(h, is64 ? 0x3e : 0x32);
+    if (
+      shoff <= 0 ||
+      shnum === 0 ||
+      shnum > MAX_SECTIONS ||
+      shentsize < (is64 ? 0x40 : 0x28) ||
+      shstrndx >= shnum
+    )
+      return null;
+    const sh = get(shoff, shnum * shentsize);
+    if (!sh) return null;
+    const sec = (i: number): { name: number; off: number; size: number } => {
+      const o = i * shentsize;
+      return is64
+        ? { name: u32(sh, o), off: uN(sh, o + 0x18), size: uN(sh, o + 0x20) }
+        : { name: u32(sh, o), off: u32(sh, o + 0x10), size: u32(sh, o + 0x14) };
+    };
+    const shstrSec = sec(shstrndx);
+    const shstr = get(shstrSec.off, shstrSec.size);
+    if (!shstr) return null;
+    const cstr = (b: Buffer, off: number): string | null => {
+      if (off >= b.length) return null;
+      const end = b.indexOf(0, off);
+      return end < 0 ? null : b.toString('latin1', off, end);
+    };
+    let symtab: Buffer | null = null;
+    let strtab: Buffer | null = null;
+    let versions: Buffer | null = null;
+    for (let i = 0; i < shnum; i++) {
+      const s = sec(i);
+      const name = cstr(shstr, s.name);
+      if (name === '.symtab') symtab = get(s.off, s.size);
+      else if (name === '.strtab') strtab = get(s.off, s.size);
+      else if (name === '__versions') versions = get(s.off, s.size);
+    }
+    if (!symtab || !strtab) return null;
+    const symSize = is64 ? 24 : 16;
+    const shndxAt = is64 ? 6 : 14;
+    if (symtab.length % symSize !== 0) return null;
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let off = symSize; off < symtab.length; off += symSize) {
+      if (u16(symtab, off + shndxAt) !== 0) continue;
+      const name = cstr(strtab, u32(symtab, off));
+      if (name === null) return null;
+      if (name === '') continue;
+      out.push(name);
+      seen.add(name);
+    }
+    if (versions && versions.length % VERSION_ENTRY_SIZE === 0) {
+      const crcLen = is64 ? 8 : 4;
+      for (let off = 0; off < versions.length; off += VERSION_ENTRY_SIZE) {
+        const end = versions.indexOf(0, off + crcLen);
+        const name = versions.toString(
+          'latin1',
+          off + crcLen,
+          end < 0 || end > off + VERSION_ENTRY_SIZE ? off + VERSION_ENTRY_SIZE : end,
+        );
+        if (!seen.has(name)) out.push(name);
+      }
+    }
+    return out;
+  } catch {
+    // A read past the end (RangeError) means a damaged image: no imports known.
+    return null;
+  }
+}

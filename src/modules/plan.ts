@@ -1,0 +1,358 @@
+/**
+ * The module plan: from usage lists and a module tree (file listing + index files) to the keep
+ * set with reasons, the files to remove and the new index files. Pure: no I/O of its own.
+ *
+ * Rules (issue #5):
+ *   kernel      list header, else the only tree, else the tree where most names resolve; override wins
+ *   resolve     names -> files through modules.dep (files not in it: by file name); modules.builtin
+ *               names are fine; the rest are unknown; fewer than half resolved -> LIST_UNRESOLVED
+ *   keep        used + modules.dep closure + softdep pre:/post: (+ weakdep) + --keep NAME|GLOB,
+ *               closed again over all of these; a kept module whose file is absent -> MODDEP_MISSING
+ *   remove      every *.ko* file under the version directory that is not kept (updates/, extra/ too)
+ */
+import { UlfsError } from '../errors.js';
+import { decodeIndex } from './kmod-index.js';
+import { rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
+import type { ModDepEntry } from './moddep.js';
+import { globToRegExp, isGlob, normalizeAlias, normalizeModuleName } from './names.js';
+import { latin1 } from './text.js';
+import type { UsageList } from './usage-list.js';
+
+export interface ModuleTree {
+  version: string;
+  /** paths relative to /lib/modules/<version>, every *.ko* file */
+  files: string[];
+  /** index files by name (modules.dep, modules.dep.bin, ...), whichever exist */
+  indexes: Record<string, Buffer>;
+}
+
+export interface KeptModule {
+  module: string;
+  path: string;
+  /** 'used' | 'dependency of X' | 'softdep of X' | 'weakdep of X' | 'user' */
+  reasons: string[];
+}
+
+export interface ModulePlan {
+  kernel: string;
+  used: { listed: number; resolved: string[]; builtin: string[]; unknown: string[] };
+  kept: KeptModule[];
+  /** relative paths of the module files to delete */
+  remove: string[];
+  /** the new index files (only those that change; modules.builtin* are left as they are) */
+  indexes: Record<string, Buffer>;
+  /** things the user should know that are not errors (keep patterns matching nothing, ...) */
+  warnings: string[];
+}
+
+export interface PlanInput {
+  lists: UsageList;
+  tree: ModuleTree;
+  /** NAME or GLOB; matches module names and relative paths */
+  keep?: string[];
+  force?: boolean;
+  /** passed to rewriteIndexes: trie write order and module images for depmod's exact dep order */
+  indexOptions?: RewriteOptions;
+}
+
+/** Picks the module tree the lists belong to. */
+export function chooseKernel(
+  lists: UsageList,
+  kernels: { version: string; moduleNames: Set<string> }[],
+  override?: string,
+): { version: string; reason: string } {
+  const have = kernels.map((k) => k.version);
+  if (override !== undefined) {
+    if (!have.includes(override)) {
+      throw new UlfsError(
+        'KERNEL_NOT_FOUND',
+        `kernel ${override} is not in the image (it has: ${have.join(', ') || 'none'})`,
+        {
+          kernel: override,
+          kernels: have,
+        },
+      );
+    }
+    return { version: override, reason: 'chosen with --kernel' };
+  }
+  if (kernels.length === 0)
+    throw new UlfsError('KERNEL_NOT_FOUND', 'no /lib/modules/<version> tree in the image', {});
+  if (lists.kernels.length > 1) {
+    throw new UlfsError(
+      'KERNEL_AMBIGUOUS',
+      `the lists were captured on different kernels: ${lists.kernels.join(', ')}; choose one with --kernel`,
+      {
+        kernels: lists.kernels,
+      },
+    );
+  }
+  const named = lists.kernels[0] ?? (lists.pathKernels.length === 1 ? lists.pathKernels[0] : undefined);
+  if (named !== undefined) {
+    if (have.includes(named)) {
+      return {
+        version: named,
+        reason: lists.kernels.length ? 'named by the list header' : 'named by the module paths in the list',
+      };
+    }
+    throw new UlfsError(
+      'LIST_WRONG_KERNEL',
+      `the list was captured on kernel ${named}, the image has ${have.join(', ')}; use --kernel to override`,
+      {
+        listKernel: named,
+        kernels: have,
+      },
+    );
+  }
+  if (kernels.length === 1) return { version: kernels[0]!.version, reason: 'the only kernel in the image' };
+  const score = kernels.map((k) => ({
+    v: k.version,
+    n: lists.names.filter((x) => k.moduleNames.has(x)).length,
+  }));
+  score.sort((a, b) => b.n - a.n);
+  if (score[0]!.n === score[1]!.n) {
+    throw new UlfsError(
+      'KERNEL_AMBIGUOUS',
+      `${kernels.length} kernels resolve the list equally well (${score[0]!.n} names); choose one with --kernel`,
+      {
+        kernels: have,
+      },
+    );
+  }
+  return {
+    version: score[0]!.v,
+    reason: `resolves the most listed names (${score[0]!.n} of ${lists.names.length})`,
+  };
+}
+
+/** Module names of modules.builtin (text, else the .bin keys). */
+export function builtinNames(indexes: Record<string, Buffer>): Set<string> {
+  const out = new Set<string>();
+  const text = indexes['modules.builtin'];
+  if (text) {
+    for (const line of latin1(text).split('\n')) if (line) out.add(normalizeModuleName(line));
+  } else if (indexes['modules.builtin.bin']) {
+    for (const e of decodeIndex(indexes['modules.builtin.bin']).entries) out.add(e.key);
+  }
+  return out;
+}
+
+/** Every module name a tree knows (modules.dep plus files), for chooseKernel. */
+export function treeModuleNames(tree: ModuleTree): Set<string> {
+  const names = new Set<string>();
+  for (const f of tree.files) names.add(normalizeModuleName(f));
+  for (const b of builtinNames(tree.indexes)) names.add(b);
+  return names;
+}
+
+interface SoftDeps {
+  /** module -> names from `pre:`/`post:` */
+  soft: Map<string, string[]>;
+  weak: Map<string, string[]>;
+}
+
+function parseSoftDeps(indexes: Record<string, Buffer>): SoftDeps {
+  const soft = new Map<string, string[]>();
+  const weak = new Map<string, string[]>();
+  const read = (file: string, keyword: string, into: Map<string, string[]>): void => {
+    const t = indexes[file];
+    if (!t) return;
+    for (const line of latin1(t).split('\n')) {
+      const w = line.trim().split(/\s+/);
+      if (w[0] !== keyword || w.length < 3) continue;
+      const names = w.slice(2).filter((x) => x !== 'pre:' && x !== 'post:');
+      const list = into.get(w[1]!) ?? [];
+      list.push(...names);
+      into.set(w[1]!, list);
+    }
+  };
+  read('modules.softdep', 'softdep', soft);
+  read('modules.weakdep', 'weakdep', weak);
+  return { soft, weak };
+}
+
+/**
+ * Alias patterns -> module names, for softdeps that name an alias (`pre: crypto-crc32c`). Built on
+ * first use, from the aliases without ':' only: device aliases (pci:..., usb:..., acpi*:...) are
+ * never softdep targets, and skipping them keeps this cheap on a 26,000-alias tree.
+ */
+function aliasResolver(indexes: Record<string, Buffer>): (name: string) => string[] {
+  let exact: Map<string, string[]> | undefined;
+  const wild: { re: RegExp; mod: string }[] = [];
+  const build = (): Map<string, string[]> => {
+    const map = new Map<string, string[]>();
+    const add = (pattern: string, mod: string): void => {
+      if (pattern.includes(':')) return;
+      if (isGlob(pattern)) wild.push({ re: globToRegExp(pattern), mod });
+      else {
+        const l = map.get(pattern) ?? [];
+        l.push(mod);
+        map.set(pattern, l);
+      }
+    };
+    const text = indexes['modules.alias'];
+    if (text) {
+      for (const m of latin1(text).matchAll(/^alias ([^ :\n]+) (\S+)$/gm)) {
+        const key = normalizeAlias(m[1]!);
+        if (key !== null) add(key, m[2]!);
+      }
+    } else if (indexes['modules.alias.bin']) {
+      for (const e of decodeIndex(indexes['modules.alias.bin']).entries) add(e.key, e.value);
+    }
+    return map;
+  };
+  return (name) => {
+    exact ??= build();
+    const key = normalizeAlias(name) ?? name;
+    const out = [...(exact.get(key) ?? [])];
+    for (const w of wild) if (w.re.test(key)) out.push(w.mod);
+    return out;
+  };
+}
+
+export function planModules(input: PlanInput): ModulePlan {
+  const { lists, tree } = input;
+  const warnings: string[] = [];
+  const fileSet = new Set(tree.files);
+  const entries: ModDepEntry[] = readModDep(tree.indexes) ?? [];
+  if (entries.length === 0)
+    warnings.push('no modules.dep: names were resolved by file name and no index was rewritten');
+  const byName = new Map<string, ModDepEntry>();
+  const byPath = new Map<string, ModDepEntry>();
+  for (const e of entries) {
+    byName.set(e.name, e);
+    byPath.set(e.path, e);
+  }
+  // Files modules.dep does not list (stale index or no index): resolvable by file name.
+  const extraByName = new Map<string, string[]>();
+  for (const f of tree.files) {
+    if (byPath.has(f)) continue;
+    const n = normalizeModuleName(f);
+    if (byName.has(n)) continue; // a shadowed duplicate: depmod uses the listed one
+    const l = extraByName.get(n) ?? [];
+    l.push(f);
+    extraByName.set(n, l);
+  }
+  if (entries.length && extraByName.size) {
+    warnings.push(
+      `${extraByName.size} module file(s) are not in modules.dep (stale index?), e.g. ${[...extraByName.values()][0]![0]}`,
+    );
+  }
+  const builtin = builtinNames(tree.indexes);
+
+  const resolved: string[] = [];
+  const builtinUsed: string[] = [];
+  const unknown: string[] = [];
+  for (const n of lists.names) {
+    if (byName.has(n) || extraByName.has(n)) resolved.push(n);
+    else if (builtin.has(n)) builtinUsed.push(n);
+    else unknown.push(n);
+  }
+  const listed = lists.names.length;
+  if ((resolved.length + builtinUsed.length) * 2 < listed && !input.force) {
+    throw new UlfsError(
+      'LIST_UNRESOLVED',
+      `only ${resolved.length + builtinUsed.length} of ${listed} listed modules exist in kernel ${tree.version} (wrong kernel or wrong list?); use --force to go on`,
+      { resolved: resolved.length, builtin: builtinUsed.length, listed, unknown: unknown.slice(0, 20) },
+    );
+  }
+
+  // Keep set: a worklist over names; each name is expanded once, so cycles cannot loop.
+  const reasons = new Map<string, string[]>();
+  const queue: string[] = [];
+  const keepName = (name: string, reason: string): void => {
+    let r = reasons.get(name);
+    if (!r) {
+      r = [];
+      reasons.set(name, r);
+      queue.push(name);
+    }
+    if (!r.includes(reason)) r.push(reason);
+  };
+  for (const n of resolved) keepName(n, 'used');
+
+  const allNames = new Set<string>([...byName.keys(), ...extraByName.keys()]);
+  for (const pattern of input.keep ?? []) {
+    let hit = 0;
+    if (isGlob(pattern)) {
+      const re = globToRegExp(pattern);
+      const reName = globToRegExp(normalizeAlias(pattern) ?? pattern);
+      for (const n of allNames) if (reName.test(n) || re.test(n)) (keepName(n, 'user'), hit++);
+      for (const f of tree.files) {
+        if (re.test(f)) {
+          const n = normalizeModuleName(f);
+          if (allNames.has(n)) (keepName(n, 'user'), hit++);
+        }
+      }
+    } else {
+      const n = normalizeModuleName(pattern);
+      if (allNames.has(n)) (keepName(n, 'user'), hit++);
+      else if (fileSet.has(pattern) && allNames.has(normalizeModuleName(pattern)))
+        (keepName(normalizeModuleName(pattern), 'user'), hit++);
+    }
+    if (!hit) warnings.push(`--keep ${pattern} matches no module of kernel ${tree.version}`);
+  }
+
+  const { soft, weak } = parseSoftDeps(tree.indexes);
+  const resolveAlias = aliasResolver(tree.indexes);
+  const resolveSoft = (name: string): string[] => {
+    const n = normalizeModuleName(name);
+    if (allNames.has(n)) return [n];
+    if (builtin.has(n)) return [];
+    return resolveAlias(name).filter((m) => allNames.has(m));
+  };
+  for (let qi = 0; qi < queue.length; qi++) {
+    const name = queue[qi]!;
+    const e = byName.get(name);
+    if (e) {
+      for (const p of e.deps) {
+        const d = byPath.get(p);
+        const depName = d ? d.name : normalizeModuleName(p);
+        if (!fileSet.has(p) || !allNames.has(depName)) {
+          throw new UlfsError(
+            'MODDEP_MISSING',
+            `kept module ${name} depends on ${p}, which is not in the image`,
+            {
+              module: name,
+              dependency: p,
+            },
+          );
+        }
+        keepName(depName, `dependency of ${name}`);
+      }
+    }
+    for (const s of soft.get(name) ?? [])
+      for (const m of resolveSoft(s)) if (m !== name) keepName(m, `softdep of ${name}`);
+    for (const s of weak.get(name) ?? [])
+      for (const m of resolveSoft(s)) if (m !== name) keepName(m, `weakdep of ${name}`);
+  }
+
+  const kept: KeptModule[] = [];
+  const keptPaths = new Set<string>();
+  for (const [name, r] of reasons) {
+    const e = byName.get(name);
+    const paths = e ? [e.path] : (extraByName.get(name) ?? []);
+    for (const p of paths) {
+      if (!fileSet.has(p)) {
+        throw new UlfsError('MODDEP_MISSING', `kept module ${name}: its file ${p} is not in the image`, {
+          module: name,
+          path: p,
+        });
+      }
+      kept.push({ module: name, path: p, reasons: r });
+      keptPaths.add(p);
+    }
+  }
+  kept.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const remove = tree.files.filter((f) => !keptPaths.has(f)).sort();
+  const indexes = entries.length
+    ? rewriteIndexes(tree.indexes, new Set(reasons.keys()), input.indexOptions)
+    : {};
+  return {
+    kernel: tree.version,
+    used: { listed, resolved, builtin: builtinUsed, unknown },
+    kept,
+    remove,
+    indexes,
+    warnings,
+  };
+}
