@@ -100,13 +100,17 @@ export function debugfsTree(spec: string, dumpDir: string): Map<string, NodeInfo
     const t = n.mode & 0xf000;
     const local = path.join(dumpDir, p);
     if (t === 0x8000) {
+      // debugfs 1.47.0 dumps inline-data files as all 60 bytes of i_block whatever i_size says, so
+      // the dump is cut at the size debugfs itself reports.
       const h = createHash('sha256');
       const fd = fs.openSync(local, 'r');
       const buf = Buffer.allocUnsafe(1 << 20);
-      for (;;) {
-        const k = fs.readSync(fd, buf, 0, buf.length, null);
+      let left = n.size;
+      while (left > 0) {
+        const k = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
         if (k === 0) break;
         h.update(buf.subarray(0, k));
+        left -= k;
       }
       fs.closeSync(fd);
       n.content = h.digest('hex');
@@ -132,3 +136,16 @@ export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
 }
 
 export { sha };
+
+/** Differences between two trees, as readable lines (empty when equal). */
+export function treeDiff(ours: Map<string, NodeInfo>, want: Map<string, NodeInfo>): string[] {
+  const out: string[] = [];
+  for (const [p, w] of want) {
+    const o = ours.get(p);
+    if (!o) out.push(`missing ${p}`);
+    else if (JSON.stringify(o) !== JSON.stringify(w))
+      out.push(`${p}: ours ${JSON.stringify(o)} debugfs ${JSON.stringify(w)}`);
+  }
+  for (const p of ours.keys()) if (!want.has(p)) out.push(`extra ${p}`);
+  return out.slice(0, 20);
+}
