@@ -1,0 +1,265 @@
+/**
+ * Compression of initramfs segments: sniffing by magic number, streaming decoders and encoders.
+ *
+ * Magic numbers (the kernel's lib/decompress.c `compressed_formats` table):
+ *   gzip  1f 8b            (also 1f 9e, old gzip)     zstd  28 b5 2f fd
+ *   xz    fd 37 7a 58 5a 00                          lz4   02 21 4c 18 (legacy frame, `lz4 -l`)
+ *   bzip2 42 5a 68 ('BZh')                           lzma  5d 00 00 (.lzma "alone" header)
+ *   none  30 37 30 37 ('0707', a cpio magic)
+ *
+ * Libraries, chosen by measured speed (see bench/initramfs-*.ts and the H3 report):
+ *   gzip       node:zlib (native, runs in libuv's threadpool)
+ *   zstd       node:zlib's zstd where the running Node has it, else zstd-napi (libzstd bindings);
+ *              zstd-napi compresses synchronously, so compression runs in a worker thread
+ *   xz, lzma   lzma-native (liblzma bindings, asynchronous in the threadpool)
+ *   lz4        the legacy frame is ours (lz4legacy.ts); blocks through lz4-napi (asynchronous)
+ *   bzip2      not supported (COMPRESS_UNSUPPORTED)
+ *
+ * Written back the way the kernel reads it: gzip with no name and mtime 0 (level 9 by default), xz
+ * with --check=crc32 and a 1 MiB dictionary (the kernel's xz decoder rejects CRC64 and caps the
+ * dictionary), lz4 legacy frames of 8 MiB blocks, zstd at level 19 by default.
+ */
+import { createRequire } from 'node:module';
+import { Transform, type TransformCallback } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import * as zlib from 'node:zlib';
+import { UlfsError, hex } from '../errors.js';
+import { createLz4LegacyDecoder, createLz4LegacyEncoder } from './lz4legacy.js';
+
+export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'lz4' | 'bzip2' | 'lzma';
+/** What the filter can write. */
+export type OutputCompression = 'gzip' | 'zstd' | 'xz' | 'lz4' | 'none';
+
+const require = createRequire(import.meta.url);
+
+const MAGICS: ReadonlyArray<[Compression, number[]]> = [
+  ['gzip', [0x1f, 0x8b]],
+  ['gzip', [0x1f, 0x9e]],
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
+  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+  ['lz4', [0x02, 0x21, 0x4c, 0x18]],
+  ['bzip2', [0x42, 0x5a, 0x68]],
+  ['lzma', [0x5d, 0x00, 0x00]],
+  ['none', [0x30, 0x37, 0x30, 0x37]],
+];
+
+/** The longest magic: how many bytes sniffCompression wants to see. */
+export const SNIFF_BYTES = 6;
+
+/** The compression whose magic starts `head`, or undefined. `head` may be shorter than SNIFF_BYTES at EOF. */
+export function sniffCompression(head: Uint8Array): Compression | undefined {
+  for (const [name, magic] of MAGICS) {
+    if (head.length >= magic.length && magic.every((b, i) => head[i] === b)) return name;
+  }
+  return undefined;
+}
+
+/** Default levels: strong, as mkinitramfs would not go weaker for a boot image. */
+export const DEFAULT_LEVEL: Record<OutputCompression, number> = { gzip: 9, zstd: 19, xz: 6, lz4: 9, none: 0 };
+
+export interface DecompressLimits {
+  /** Output may not exceed this many times the input consumed so far (plus 64 MiB of slack). */
+  maxExpansion?: number;
+  /** Absolute cap on the decompressed size. */
+  maxOutput?: number;
+}
+
+export const DEFAULT_MAX_EXPANSION = 100;
+export const DEFAULT_MAX_OUTPUT = 4 * 1024 ** 3;
+const EXPANSION_SLACK = 64 << 20;
+
+interface ZlibWithZstd {
+  createZstdDecompress?: () => Transform;
+  createZstdCompress?: (o: unknown) => Transform;
+  constants: Record<string, number>;
+}
+const zlibZstd = zlib as unknown as ZlibWithZstd;
+
+/** Maps a library's failure to COMPRESS_TRUNCATED or COMPRESS_CORRUPT. */
+export function compressionError(c: Compression, e: unknown, offset?: number): UlfsError {
+  if (e instanceof UlfsError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string } | undefined)?.code ?? '';
+  const truncated =
+    /unexpected end|truncat|end of (file|input|stream)|ended in middle|incomplete|premature/i.test(msg) ||
+    code === 'Z_BUF_ERROR' ||
+    code === 'LZMA_BUF_ERROR';
+  return new UlfsError(
+    truncated ? 'COMPRESS_TRUNCATED' : 'COMPRESS_CORRUPT',
+    `${c} stream${offset !== undefined ? ` at ${hex(offset)}` : ''} is ${truncated ? 'truncated' : 'corrupt'}: ${msg}`,
+    { compression: c, offset, cause: msg },
+  );
+}
+
+/** A streaming decoder for `c`. Errors are raw library errors; wrap with compressionError. */
+export function createDecompressor(c: Compression): Transform {
+  switch (c) {
+    case 'gzip':
+      return zlib.createGunzip({ chunkSize: 256 << 10 });
+    case 'zstd': {
+      if (typeof zlibZstd.createZstdDecompress === 'function') return zlibZstd.createZstdDecompress();
+      const { DecompressStream } = require('zstd-napi') as typeof import('zstd-napi');
+      return new DecompressStream();
+    }
+    case 'xz':
+    case 'lzma':
+      return lzmaNative().createStream('autoDecoder', { memlimit: 256 << 20 });
+    case 'lz4':
+      return createLz4LegacyDecoder();
+    case 'none':
+      return new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
+    case 'bzip2':
+      throw new UlfsError('COMPRESS_UNSUPPORTED', `${c} decompression is not supported`, { compression: c });
+  }
+}
+
+/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread. */
+export function createCompressor(c: OutputCompression | 'lzma', level?: number): Transform {
+  switch (c) {
+    case 'gzip':
+      // node:zlib writes no name and mtime 0: reproducible, like `gzip -n`.
+      return zlib.createGzip({ level: level ?? DEFAULT_LEVEL.gzip, chunkSize: 256 << 10 });
+    case 'zstd': {
+      const lvl = level ?? DEFAULT_LEVEL.zstd;
+      if (typeof zlibZstd.createZstdCompress === 'function') {
+        const k = zlibZstd.constants;
+        return zlibZstd.createZstdCompress({
+          params: { [k.ZSTD_c_compressionLevel!]: lvl, [k.ZSTD_c_checksumFlag!]: 1 },
+        });
+      }
+      return new ZstdWorkerCompressor(lvl);
+    }
+    case 'xz': {
+      const lz = lzmaNative();
+      return lz.createStream('streamEncoder', {
+        check: lz.CHECK_CRC32,
+        filters: [
+          { id: lz.FILTER_LZMA2, options: { preset: level ?? DEFAULT_LEVEL.xz, dict_size: 1 << 20 } },
+        ],
+      });
+    }
+    case 'lzma': {
+      const lz = lzmaNative();
+      return lz.createStream('aloneEncoder', { preset: level ?? DEFAULT_LEVEL.xz, dict_size: 1 << 20 });
+    }
+    case 'lz4':
+      return createLz4LegacyEncoder();
+    case 'none':
+      return new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
+  }
+}
+
+interface LzmaNative {
+  createStream(coder: string, options: Record<string, unknown>): Transform;
+  CHECK_CRC32: number;
+  FILTER_LZMA2: number;
+}
+let lzmaModule: LzmaNative | undefined;
+function lzmaNative(): LzmaNative {
+  lzmaModule ??= require('lzma-native') as LzmaNative;
+  return lzmaModule;
+}
+
+/**
+ * Counts input and output of a decoder and fails with COMPRESS_BOMB when the output outgrows the
+ * limits. Put it after the decoder; call `consumed(n)` as input is written to the decoder.
+ */
+export class ExpansionGuard extends Transform {
+  private inBytes = 0;
+  private outBytes = 0;
+  private readonly maxExpansion: number;
+  private readonly maxOutput: number;
+  constructor(
+    private readonly compression: Compression,
+    limits: DecompressLimits = {},
+  ) {
+    super();
+    this.maxExpansion = limits.maxExpansion ?? DEFAULT_MAX_EXPANSION;
+    this.maxOutput = limits.maxOutput ?? DEFAULT_MAX_OUTPUT;
+  }
+  consumed(n: number): void {
+    this.inBytes += n;
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.outBytes += chunk.length;
+    if (
+      this.outBytes > this.maxOutput ||
+      this.outBytes > this.inBytes * this.maxExpansion + EXPANSION_SLACK
+    ) {
+      cb(
+        new UlfsError(
+          'COMPRESS_BOMB',
+          `${this.compression} stream expands to over ${hex(this.outBytes)} bytes from ${hex(this.inBytes)}: over the limit (ratio ${this.maxExpansion}, cap ${hex(this.maxOutput)})`,
+          { compression: this.compression, inBytes: this.inBytes, outBytes: this.outBytes },
+        ),
+      );
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+/**
+ * zstd compression in a worker thread: zstd-napi's stream compresses synchronously in the calling
+ * thread, which would serialise decompress -> filter -> compress on one core.
+ */
+const ZSTD_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { CompressStream } = require(workerData.lib);
+const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true });
+cs.on('data', (d) => { const b = new Uint8Array(d); parentPort.postMessage({ t: 'out', b }, [b.buffer]); });
+cs.on('error', (e) => parentPort.postMessage({ t: 'err', m: String(e && e.message || e) }));
+cs.on('end', () => parentPort.postMessage({ t: 'end' }));
+parentPort.on('message', (m) => {
+  if (m.t === 'in') cs.write(Buffer.from(m.b.buffer, m.b.byteOffset, m.b.byteLength), () => parentPort.postMessage({ t: 'ack' }));
+  else cs.end();
+});
+`;
+
+class ZstdWorkerCompressor extends Transform {
+  private worker: Worker | undefined;
+  private pendingAck: TransformCallback | undefined;
+  private pendingEnd: TransformCallback | undefined;
+  constructor(private readonly level: number) {
+    super();
+  }
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(ZSTD_WORKER, {
+      eval: true,
+      workerData: { lib: require.resolve('zstd-napi'), level: this.level },
+    });
+    w.on('message', (m: { t: string; b?: Uint8Array; m?: string }) => {
+      if (m.t === 'out') this.push(Buffer.from(m.b!.buffer, m.b!.byteOffset, m.b!.byteLength));
+      else if (m.t === 'ack') {
+        const cb = this.pendingAck;
+        this.pendingAck = undefined;
+        cb?.();
+      } else if (m.t === 'end') {
+        const cb = this.pendingEnd;
+        this.pendingEnd = undefined;
+        void w.terminate();
+        cb?.();
+      } else if (m.t === 'err') this.destroy(new Error(m.m));
+    });
+    w.on('error', (e) => this.destroy(e));
+    this.worker = w;
+    return w;
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    const w = this.start();
+    // Copy: the caller may reuse its buffer, and the copy's memory is transferred, not cloned.
+    const b = new Uint8Array(chunk);
+    this.pendingAck = cb;
+    w.postMessage({ t: 'in', b }, [b.buffer]);
+  }
+  override _flush(cb: TransformCallback): void {
+    const w = this.start();
+    this.pendingEnd = cb;
+    w.postMessage({ t: 'end' });
+  }
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    if (this.worker) void this.worker.terminate();
+    cb(err);
+  }
+}

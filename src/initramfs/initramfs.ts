@@ -1,0 +1,486 @@
+/**
+ * An initramfs file as the kernel reads it (Documentation/driver-api/early-userspace/
+ * buffer-format.rst, init/initramfs.c): a sequence of segments
+ *
+ *   uncompressed cpio archive (ends at TRAILER!!!) + NUL padding      (any number: early microcode, ...)
+ *   compressed stream holding one or more cpio archives + NUL padding (the main archive)
+ *
+ * A segment here is one uncompressed archive with the NUL padding after it, or one compressed stream.
+ * Like unmkinitramfs and 3cpio, a compressed stream runs to the end of the file.
+ *
+ * filterInitramfs streams: decompress -> filter -> compress, with compression off the main thread,
+ * memory bounded by the largest entry plus the filter's hold queue (filter.ts). Segments the filter
+ * leaves unchanged are written back byte for byte: uncompressed ones because untouched entries keep
+ * their raw bytes; compressed ones because the original compressed bytes are held (up to
+ * KEEP_ORIGINAL_BYTES) until the first change, and written instead of the recompressed stream when no
+ * change came.
+ */
+import { Readable, pipeline, type Transform } from 'node:stream';
+import { UlfsError, hex } from '../errors.js';
+import { readCpioEntry, type CpioEntry, type EntryLimits } from './archive.js';
+import {
+  SNIFF_BYTES,
+  ExpansionGuard,
+  compressionError,
+  createCompressor,
+  createDecompressor,
+  sniffCompression,
+  type Compression,
+  type OutputCompression,
+} from './compression.js';
+import { CPIO_TRAILER, isCpioMagicPrefix } from './cpio.js';
+import {
+  ArchiveFilter,
+  entryInfo,
+  type ArchiveFilterContext,
+  type CpioEntryInfo,
+  type Decision,
+} from './filter.js';
+import { ByteReader, type ByteInput } from './reader.js';
+
+export type { CpioEntryInfo, Decision } from './filter.js';
+
+export interface FilterOptions {
+  decide: (entry: CpioEntryInfo) => Decision;
+  /** Output compression of compressed segments; 'keep' (default) writes each back with its own. */
+  compression?: 'keep' | OutputCompression;
+  /** Compression level (default: strong, see compression.ts DEFAULT_LEVEL). */
+  level?: number;
+  /** Remove directories the filter left empty (default true). */
+  removeEmptyDirs?: boolean;
+  /** Decompression bomb cap: output/input ratio (default 100). */
+  maxExpansion?: number;
+  /** Decompression bomb cap: absolute decompressed size of one segment (default 4 GiB). */
+  maxOutput?: number;
+  /** Largest single entry accepted (default 1 GiB). */
+  maxEntrySize?: number;
+}
+
+export interface SegmentInfo {
+  index: number;
+  /** Byte offset of the segment in the file. */
+  offset: number;
+  /** Its length in the file, NUL padding after it included. */
+  length: number;
+  compression: Compression;
+  /** Decompressed length (for 'none', the same as length). */
+  uncompressedLength: number;
+  /** cpio archives in the segment (a compressed stream may hold several). */
+  archives: number;
+  /** Entries, the trailers not counted. */
+  entries: number;
+}
+
+export interface FilterSegmentReport {
+  offset: number;
+  length: number;
+  compression: Compression;
+  /** The compression written; equals `compression` when the segment was copied. */
+  outputCompression: Compression;
+  entriesBefore: number;
+  entriesAfter: number;
+  changed: boolean;
+}
+
+export interface FilterReport {
+  segments: FilterSegmentReport[];
+  removed: string[];
+  removedDirs: string[];
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Original compressed bytes held (until the first change) to copy an unchanged segment verbatim. */
+export const KEEP_ORIGINAL_BYTES = 64 << 20;
+/** Entries in one archive. */
+const MAX_ENTRIES = 10_000_000;
+/** Archives in one file or compressed stream. */
+const MAX_ARCHIVES = 100_000;
+/** Output is batched into chunks of about this size. */
+const OUT_CHUNK = 256 << 10;
+
+interface Walker {
+  /** Called per entry (trailer excluded); returns output buffers (filter) or nothing (list). */
+  onArchiveStart(segment: number): void;
+  onEntry(e: CpioEntry, out: Buffer[]): void;
+  onTrailer(e: CpioEntry, out: Buffer[]): void;
+}
+
+/**
+ * Parses cpio archives and NUL padding from `r`. At top level, stops after one archive (and its
+ * padding) and returns; inside a compressed stream, runs to the end and rejects anything else.
+ */
+async function* walkArchives(
+  r: ByteReader,
+  w: Walker,
+  segment: number,
+  limits: EntryLimits,
+  counts: { archives: number; entries: number },
+  topLevel: boolean,
+): AsyncGenerator<Buffer[]> {
+  for (let a = 0; a < MAX_ARCHIVES; a++) {
+    if (!topLevel) {
+      const zeros = await r.takeZeros();
+      if (zeros.length) yield zeros;
+      if (await r.atEnd()) return;
+      await r.fill(6);
+      if (!isCpioMagicPrefix(r.peek(Math.min(6, r.buffered)))) {
+        throw new UlfsError(
+          'CPIO_BAD_MAGIC',
+          `no cpio magic at ${hex(r.offset)} of the decompressed stream of segment ${segment}`,
+          { offset: r.offset, segment },
+        );
+      }
+    }
+    counts.archives++;
+    w.onArchiveStart(segment);
+    let out: Buffer[] = [];
+    let outBytes = 0;
+    for (let i = 0; ; i++) {
+      if (i > MAX_ENTRIES)
+        throw new UlfsError('LIMIT_EXCEEDED', `cpio archive has over ${MAX_ENTRIES} entries`);
+      if (await r.atEnd()) {
+        throw new UlfsError(
+          'CPIO_NO_TRAILER',
+          `cpio archive of segment ${segment} ends at ${hex(r.offset)} without ${CPIO_TRAILER}`,
+          {
+            offset: r.offset,
+            segment,
+          },
+        );
+      }
+      const e = await readCpioEntry(r, limits);
+      const before = out.length;
+      if (e.name === CPIO_TRAILER) {
+        w.onTrailer(e, out);
+      } else {
+        counts.entries++;
+        w.onEntry(e, out);
+      }
+      for (let k = before; k < out.length; k++) outBytes += out[k]!.length;
+      if (outBytes >= OUT_CHUNK) {
+        yield out;
+        out = [];
+        outBytes = 0;
+      }
+      if (e.name === CPIO_TRAILER) break;
+    }
+    if (out.length) yield out;
+    if (topLevel) {
+      const zeros = await r.takeZeros();
+      if (zeros.length) yield zeros;
+      return;
+    }
+  }
+  throw new UlfsError('LIMIT_EXCEEDED', `over ${MAX_ARCHIVES} cpio archives`);
+}
+
+interface SegmentHooks {
+  walker: Walker;
+  /** Where compressed segments go: undefined = decode only (list). */
+  output?: { target: (c: Compression) => OutputCompression | 'lzma'; level?: number };
+  limits: EntryLimits & { maxExpansion?: number; maxOutput?: number };
+  segments: SegmentInfo[];
+  /** Called when a segment starts; returns a per-segment context. */
+  startSegment(info: SegmentInfo): { changed(): boolean };
+  outputCompression(index: number, c: Compression): void;
+}
+
+/** The whole file: yields output chunks (filter) and fills hooks.segments. */
+async function* walkFile(input: ByteInput, hooks: SegmentHooks): AsyncGenerator<Buffer> {
+  const r = new ByteReader(input);
+  try {
+    let index = 0;
+    for (let s = 0; s < MAX_ARCHIVES; s++) {
+      const zeros = await r.takeZeros();
+      const prev = hooks.segments[hooks.segments.length - 1];
+      let lead: Buffer[] = [];
+      if (zeros.length) {
+        if (prev) {
+          const n = zeros.reduce((a, b) => a + b.length, 0);
+          prev.length += n;
+          if (prev.compression === 'none') prev.uncompressedLength += n;
+          yield* zeros;
+        } else lead = zeros; // NULs before the first segment count as part of it
+      }
+      if (await r.atEnd()) return;
+      await r.fill(SNIFF_BYTES);
+      const head = r.peek(Math.min(SNIFF_BYTES, r.buffered));
+      const c = sniffCompression(head);
+      const leadLen = lead.reduce((a, b) => a + b.length, 0);
+      const info: SegmentInfo = {
+        index,
+        offset: r.offset - leadLen,
+        length: 0,
+        compression: c ?? 'none',
+        uncompressedLength: 0,
+        archives: 0,
+        entries: 0,
+      };
+      if (c === undefined) {
+        throw new UlfsError(
+          'INITRAMFS_GARBAGE',
+          `neither a cpio archive nor a known compressed stream at ${hex(r.offset)} (bytes ${head.toString('hex')})`,
+          { offset: r.offset },
+        );
+      }
+      hooks.segments.push(info);
+      const seg = hooks.startSegment(info);
+      yield* lead;
+      if (c === 'none') {
+        const start = r.offset;
+        const counts = { archives: 0, entries: 0 };
+        for await (const bufs of walkArchives(r, hooks.walker, index, hooks.limits, counts, true))
+          yield* bufs;
+        info.length = r.offset - start + leadLen;
+        info.uncompressedLength = info.length;
+        info.archives = counts.archives;
+        info.entries = counts.entries;
+        hooks.outputCompression(index, 'none');
+      } else {
+        yield* compressedSegment(r, c, info, hooks, seg);
+        return; // a compressed stream runs to the end of the file
+      }
+      index++;
+    }
+    throw new UlfsError('LIMIT_EXCEEDED', `over ${MAX_ARCHIVES} segments`);
+  } finally {
+    await r.close();
+  }
+}
+
+async function* compressedSegment(
+  r: ByteReader,
+  c: Compression,
+  info: SegmentInfo,
+  hooks: SegmentHooks,
+  seg: { changed(): boolean },
+): AsyncGenerator<Buffer> {
+  const start = r.offset;
+  const target = hooks.output?.target(c);
+  const mayCopy = target === c;
+  let original: Buffer[] | undefined = mayCopy ? [] : undefined;
+  let originalBytes = 0;
+  const guard = new ExpansionGuard(c, {
+    maxExpansion: hooks.limits.maxExpansion,
+    maxOutput: hooks.limits.maxOutput,
+  });
+  let decoder: Transform;
+  try {
+    decoder = createDecompressor(c);
+  } catch (e) {
+    throw compressionError(c, e, start);
+  }
+  async function* source(): AsyncGenerator<Buffer> {
+    for await (const b of r.rest()) {
+      guard.consumed(b.length);
+      if (original) {
+        if (seg.changed() || originalBytes + b.length > KEEP_ORIGINAL_BYTES) original = undefined;
+        else {
+          original.push(b);
+          originalBytes += b.length;
+        }
+      }
+      yield b;
+    }
+  }
+  const decoded = pipeline(Readable.from(source(), { objectMode: false }), decoder, guard, () => {});
+  const inner = new ByteReader(decoded);
+  const counts = { archives: 0, entries: 0 };
+  let decodedBytes = 0;
+  const countDecoded = (b: Buffer): void => {
+    decodedBytes += b.length;
+  };
+  inner.onChunk = countDecoded;
+  const filtered = async function* (): AsyncGenerator<Buffer> {
+    for await (const bufs of walkArchives(inner, hooks.walker, info.index, hooks.limits, counts, false)) {
+      yield bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
+    }
+  };
+  const finishInfo = (): void => {
+    info.length = r.offset - info.offset;
+    info.uncompressedLength = decodedBytes;
+    info.archives = counts.archives;
+    info.entries = counts.entries;
+  };
+  try {
+    if (!hooks.output || target === undefined) {
+      for await (const _ of filtered()) void _;
+      finishInfo();
+      return;
+    }
+    const compressor = createCompressor(target, hooks.output.level);
+    const compressed = pipeline(Readable.from(filtered(), { objectMode: false }), compressor, () => {});
+    let heldOut: Buffer[] | undefined = mayCopy ? [] : undefined;
+    for await (const chunk of compressed as AsyncIterable<Buffer>) {
+      if (heldOut && !seg.changed() && original) {
+        heldOut.push(chunk);
+        continue;
+      }
+      if (heldOut) {
+        yield* heldOut;
+        heldOut = undefined;
+      }
+      yield chunk;
+    }
+    finishInfo();
+    if (heldOut && original && !seg.changed()) {
+      // Unchanged: the original bytes, not our recompression.
+      hooks.outputCompression(info.index, c);
+      yield* original;
+      return;
+    }
+    hooks.outputCompression(info.index, target);
+    if (heldOut) yield* heldOut;
+  } catch (e) {
+    throw compressionError(c, e, start);
+  } finally {
+    decoded.destroy();
+  }
+}
+
+/** Output compression for a segment compressed with `c`. */
+function targetFor(opt: FilterOptions['compression'], c: Compression): OutputCompression | 'lzma' {
+  if (opt && opt !== 'keep') return opt;
+  if (c === 'bzip2')
+    throw new UlfsError('COMPRESS_UNSUPPORTED', 'bzip2 cannot be written back; choose a compression');
+  return c === 'none' ? 'none' : c;
+}
+
+/**
+ * Filters an initramfs: see FilterOptions. `output` streams the new file; `done` resolves with the
+ * report when the output has been produced (and rejects with the UlfsError that stopped it).
+ */
+export function filterInitramfs(
+  input: ByteInput,
+  opts: FilterOptions,
+): { output: Readable; done: Promise<FilterReport> } {
+  const report: FilterReport = { segments: [], removed: [], removedDirs: [], bytesIn: 0, bytesOut: 0 };
+  const segments: SegmentInfo[] = [];
+  const ctxs: ArchiveFilterContext[] = [];
+  let filter: ArchiveFilter | undefined;
+  const walker: Walker = {
+    onArchiveStart(segment) {
+      filter = new ArchiveFilter(ctxs[segment]!);
+    },
+    onEntry(e, out) {
+      filter!.add(e, out);
+    },
+    onTrailer(e, out) {
+      filter!.finish(out);
+      out.push(e.raw);
+      if (e.data.length) out.push(e.data);
+      if (e.dataPad.length) out.push(e.dataPad);
+    },
+  };
+  const outComp: Compression[] = [];
+  const hooks: SegmentHooks = {
+    walker,
+    output: { target: (c) => targetFor(opts.compression, c), level: opts.level },
+    limits: { maxExpansion: opts.maxExpansion, maxOutput: opts.maxOutput, maxEntrySize: opts.maxEntrySize },
+    segments,
+    startSegment(info) {
+      const ctx: ArchiveFilterContext = {
+        decide: opts.decide,
+        removeEmptyDirs: opts.removeEmptyDirs ?? true,
+        segment: info.index,
+        removed: report.removed,
+        removedDirs: report.removedDirs,
+        changed: false,
+        entriesBefore: 0,
+        entriesAfter: 0,
+      };
+      ctxs[info.index] = ctx;
+      return { changed: () => ctx.changed };
+    },
+    outputCompression(index, c) {
+      outComp[index] = c;
+    },
+  };
+  let resolve!: (r: FilterReport) => void;
+  let reject!: (e: unknown) => void;
+  const done = new Promise<FilterReport>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers that only watch `output` must not see an unhandled rejection.
+  done.catch(() => {});
+  const counted = async function* (): AsyncGenerator<Buffer> {
+    try {
+      for await (const b of walkFile(countingInput(input, report), hooks)) {
+        report.bytesOut += b.length;
+        yield b;
+      }
+      report.segments = segments.map((s) => {
+        const ctx = ctxs[s.index]!;
+        return {
+          offset: s.offset,
+          length: s.length,
+          compression: s.compression,
+          outputCompression: outComp[s.index] ?? s.compression,
+          entriesBefore: ctx.entriesBefore,
+          entriesAfter: ctx.entriesAfter,
+          changed: ctx.changed || (outComp[s.index] ?? s.compression) !== s.compression,
+        };
+      });
+      resolve(report);
+    } catch (e) {
+      reject(e);
+      throw e;
+    }
+  };
+  const output = Readable.from(counted(), { objectMode: false, highWaterMark: 1 << 20 });
+  return { output, done };
+}
+
+async function* countingInput(input: ByteInput, report: FilterReport): AsyncGenerator<Buffer> {
+  for await (const b of input as AsyncIterable<Buffer | string>) {
+    const buf =
+      typeof b === 'string'
+        ? Buffer.from(b, 'latin1')
+        : Buffer.isBuffer(b)
+          ? b
+          : Buffer.from(b as Uint8Array);
+    report.bytesIn += buf.length;
+    yield buf;
+  }
+}
+
+export interface ListOptions {
+  /** Entries whose contents to collect into `data` (small files such as modules.dep). */
+  withData?: (entry: CpioEntryInfo) => boolean;
+  maxExpansion?: number;
+  maxOutput?: number;
+  maxEntrySize?: number;
+}
+
+/** Lists the segments and entries of an initramfs (decodes everything, verifies crc checksums). */
+export async function listInitramfs(
+  input: ByteInput,
+  opts: ListOptions = {},
+): Promise<{ segments: SegmentInfo[]; entries: CpioEntryInfo[]; data: Map<string, Buffer> }> {
+  const segments: SegmentInfo[] = [];
+  const entries: CpioEntryInfo[] = [];
+  const data = new Map<string, Buffer>();
+  let segment = 0;
+  const walker: Walker = {
+    onArchiveStart(s) {
+      segment = s;
+    },
+    onEntry(e) {
+      const info = entryInfo(e, segment);
+      entries.push(info);
+      if (opts.withData?.(info)) data.set(e.name, Buffer.from(e.data));
+    },
+    onTrailer() {},
+  };
+  const hooks: SegmentHooks = {
+    walker,
+    limits: { maxExpansion: opts.maxExpansion, maxOutput: opts.maxOutput, maxEntrySize: opts.maxEntrySize },
+    segments,
+    startSegment: () => ({ changed: () => false }),
+    outputCompression() {},
+  };
+  for await (const _ of walkFile(input, hooks)) void _;
+  return { segments, entries, data };
+}
