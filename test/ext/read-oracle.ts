@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { debugfs } from '../fixtures/ext-images.js';
+import { debugfs, type ExtImageOpts } from '../fixtures/ext-images.js';
 import type { ExtFs } from '../../src/ext/fs.js';
 
 export interface NodeInfo {
@@ -148,4 +148,53 @@ export function treeDiff(ours: Map<string, NodeInfo>, want: Map<string, NodeInfo
   }
   for (const p of ours.keys()) if (!want.has(p)) out.push(`extra ${p}`);
   return out.slice(0, 20);
+}
+
+/**
+ * Builds an image holding /bigdir with `entries` long-named files, indexes it with e2fsck -fyD,
+ * and checks ExtFs against debugfs: the directory listing (names and inode numbers), lookups of a
+ * sample of names, and the htree depth debugfs reports. Returns debugfs's "Indirect levels".
+ */
+export function checkBigDir(
+  tmp: string,
+  name: string,
+  opts: Omit<ExtImageOpts, 'srcDir'>,
+  entries: number,
+  expect: (cond: boolean, what: string) => void,
+  makeExtImage: (p: string, o: ExtImageOpts) => { path: string; spec: string },
+  ExtFsOpen: (p: string) => ExtFs,
+): number {
+  const src = path.join(tmp, `${name}-src`);
+  fs.mkdirSync(path.join(src, 'bigdir'), { recursive: true });
+  const names: string[] = [];
+  for (let i = 0; i < entries; i++) {
+    const n = `a-fairly-long-file-name-to-fill-directory-leaves-quickly-${String(i).padStart(6, '0')}`;
+    names.push(n);
+    fs.writeFileSync(path.join(src, 'bigdir', n), i % 97 === 0 ? `${i}\n` : '');
+  }
+  const img = makeExtImage(path.join(tmp, `${name}.img`), { ...opts, srcDir: src, optimizeDirs: true });
+  const x = ExtFsOpen(img.path);
+  const dirIno = x.lookup('/bigdir');
+  expect((x.readInode(dirIno).flags & 0x1000) !== 0, 'bigdir has the htree INDEX flag');
+  const want = new Map<string, number>();
+  for (const line of debugfs(img.spec, ['ls -p /bigdir']).split('\n')) {
+    const m = /^\/(\d+)\/\d+\/\d+\/\d+\/(.*)\/\d*\/$/.exec(line);
+    if (m && m[1] !== '0') want.set(m[2]!, Number(m[1]));
+  }
+  const ours = new Map<string, number>();
+  for (const e of x.readDir(dirIno)) {
+    expect(!ours.has(e.name), `no duplicate entry ${e.name}`);
+    ours.set(e.name, e.ino);
+  }
+  expect(want.size === entries + 2, `debugfs lists ${want.size} entries, expected ${entries + 2}`);
+  expect(JSON.stringify([...ours].sort()) === JSON.stringify([...want].sort()), 'same listing as debugfs');
+  for (let i = 0; i < entries; i += Math.max(1, Math.floor(entries / 50))) {
+    const ino = x.lookup(`/bigdir/${names[i]}`);
+    expect(ino === want.get(names[i]!), `lookup ${names[i]}`);
+    if (i % 97 === 0) expect(x.readFile(ino).toString() === `${i}\n`, `contents of ${names[i]}`);
+  }
+  const levels = /Indirect levels: (\d+)/.exec(debugfs(img.spec, ['htree /bigdir']));
+  fs.rmSync(src, { recursive: true, force: true });
+  fs.rmSync(img.path, { force: true });
+  return levels ? Number(levels[1]) : -1;
 }
