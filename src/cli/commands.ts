@@ -5,7 +5,9 @@ import { registerUndo } from './undo.js';
 import { registerInspect } from './inspect.js';
 import { registerLs } from './ls.js';
 import { registerCaptureScript } from './capture-script.js';
+import { registerInitramfs } from './initramfs.js';
 
 addCommands(registerVersion);
 addCommands(registerInspect, registerLs, registerCaptureScript);
 addCommands(registerUndo);
+addCommands(registerInitramfs);
