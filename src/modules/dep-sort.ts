@@ -40,6 +40,7 @@ export interface SortInput {
 export function sortDependencies(input: SortInput): number[][] {
   const n = input.paths.length;
   const closure = input.closure;
+  assertAcyclic(input);
   const closureSets: Set<number>[] = closure.map((c) => new Set(c));
   // Transitive reduction, keeping the original line order.
   const direct: number[][] = new Array(n);
@@ -94,4 +95,35 @@ export function sortDependencies(input: SortInput): number[][] {
     );
   }
   return closure.map((c) => [...c].sort((a, b) => sortIdx[a]! - sortIdx[b]!));
+}
+
+function cycleError(paths: string[], stuckAt: (i: number) => boolean, count: number): never {
+  const stuck: string[] = [];
+  for (let i = 0; i < paths.length && stuck.length < 8; i++) if (stuckAt(i)) stuck.push(paths[i]!);
+  throw new UlfsError(
+    'MODDEP_CYCLE',
+    `modules.dep has a dependency cycle among ${count} modules, e.g. ${stuck.join(' ')}`,
+    {
+      modules: stuck,
+    },
+  );
+}
+
+/**
+ * Kahn's algorithm over every stored edge (module -> each module of its line). The reduction below
+ * assumes a DAG (in a cycle every edge looks implied and would vanish), so check that first.
+ */
+function assertAcyclic(input: SortInput): void {
+  const n = input.paths.length;
+  const indeg = new Uint32Array(n);
+  for (let i = 0; i < n; i++) for (const d of input.closure[i]!) indeg[d]!++;
+  const todo: number[] = [];
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) todo.push(i);
+  let done = 0;
+  while (todo.length) {
+    const i = todo.pop()!;
+    done++;
+    for (const d of input.closure[i]!) if (--indeg[d]! === 0) todo.push(d);
+  }
+  if (done < n) cycleError(input.paths, (i) => indeg[i]! > 0, n - done);
 }

@@ -153,20 +153,28 @@ interface SoftDeps {
 function parseSoftDeps(indexes: Record<string, Buffer>): SoftDeps {
   const soft = new Map<string, string[]>();
   const weak = new Map<string, string[]>();
-  const read = (file: string, keyword: string, into: Map<string, string[]>): void => {
+  // libkmod (libkmod-config.c) only acts on names after `pre:` or `post:` in a softdep line; a
+  // weakdep line's names all count.
+  const read = (file: string, keyword: string, into: Map<string, string[]>, needMode: boolean): void => {
     const t = indexes[file];
     if (!t) return;
     for (const line of latin1(t).split('\n')) {
       const w = line.trim().split(/\s+/);
       if (w[0] !== keyword || w.length < 3) continue;
-      const names = w.slice(2).filter((x) => x !== 'pre:' && x !== 'post:');
+      const names: string[] = [];
+      let active = !needMode;
+      for (const x of w.slice(2)) {
+        if (x === 'pre:' || x === 'post:') active = true;
+        else if (active) names.push(x);
+      }
+      if (!names.length) continue;
       const list = into.get(w[1]!) ?? [];
       list.push(...names);
       into.set(w[1]!, list);
     }
   };
-  read('modules.softdep', 'softdep', soft);
-  read('modules.weakdep', 'weakdep', weak);
+  read('modules.softdep', 'softdep', soft, true);
+  read('modules.weakdep', 'weakdep', weak, false);
   return { soft, weak };
 }
 
