@@ -6,7 +6,8 @@ import { UlfsError, bound, hex } from '../errors.js';
 import {
   CPIO_HEADER_SIZE,
   CPIO_MAX_NAME,
-  CPIO_TRAILER,
+  S_IFMT,
+  S_IFREG,
   cpioChecksum,
   decodeCpioHeader,
   headerBlockSize,
@@ -94,7 +95,8 @@ export async function readCpioEntry(r: ByteReader, limits: EntryLimits = {}): Pr
   }
   const data = r.take(header.fileSize);
   const dataPad = r.take(dataLen - header.fileSize);
-  if (header.format === 'crc' && (limits.verifyCrc ?? true) && name !== CPIO_TRAILER) {
+  // GNU cpio sums regular files only (symlink targets get check 0).
+  if (header.format === 'crc' && (limits.verifyCrc ?? true) && (header.mode & S_IFMT) === S_IFREG) {
     const sum = cpioChecksum(data);
     if (sum !== header.check) {
       throw new UlfsError(
