@@ -81,7 +81,9 @@ export function compressionError(c: Compression, e: unknown, offset?: number): U
   const msg = e instanceof Error ? e.message : String(e);
   const code = (e as { code?: string } | undefined)?.code ?? '';
   const truncated =
-    /unexpected end|truncat|end of (file|input|stream)|ended in middle|incomplete|premature/i.test(msg) ||
+    /unexpected end|truncat|end of (file|input|stream)|ended in middle|incomplete|premature|no progress is possible/i.test(
+      msg,
+    ) ||
     code === 'Z_BUF_ERROR' ||
     code === 'LZMA_BUF_ERROR';
   return new UlfsError(
