@@ -146,10 +146,18 @@ export function decodeGeometry(sb: Uint8Array): Geometry {
   const ipg = le32(sb, S_INODES_PER_GROUP);
   const rev = le32(sb, S_REV_LEVEL);
   const inodeSize = rev === 0 ? 128 : le16(sb, S_INODE_SIZE);
-  if (bpg === 0 || bpg > bs * 8 || ipg === 0 || ipg > bs * 8 || (ipg & 7) !== 0) {
+  if (
+    bpg === 0 ||
+    cpg === 0 ||
+    cpg > bs * 8 ||
+    bpg % cpg !== 0 ||
+    ipg === 0 ||
+    ipg > bs * 8 ||
+    (ipg & 7) !== 0
+  ) {
     throw new UlfsError(
       'EXT_BAD_SUPERBLOCK',
-      `blocks per group ${bpg} / inodes per group ${ipg} are out of range`,
+      `blocks per group ${bpg} / clusters per group ${cpg} / inodes per group ${ipg} are out of range`,
     );
   }
   if (inodeSize < 128 || inodeSize > bs || (inodeSize & (inodeSize - 1)) !== 0) {

@@ -44,6 +44,7 @@ export const XATTR_MAGIC = 0xea020000;
 const XATTR_REFCOUNT = 0x4;
 const ROOT_INO = 2;
 const MAX_TREE_DEPTH = 4096;
+const LOST_FOUND = 'lost+found';
 
 export interface RemoveReport {
   removedFiles: number;
@@ -259,6 +260,9 @@ export class Remover {
     }
     if (r.ino === ROOT_INO || r.name === '..')
       throw new UlfsError('EXT_INODE_PROTECTED', `${path}: refusing to remove the root or '..'`, { path });
+    if (r.parent === ROOT_INO && r.name === LOST_FOUND) {
+      throw new UlfsError('EXT_INODE_PROTECTED', `${path}: lost+found is kept`, { path });
+    }
     const dir = this.ns.dir(r.parent);
     const isDir = fileType(this.vol.inode(r.ino)) === S_IFDIR;
     if (!isDir) this.unlink(dir, r.name, path);
@@ -296,6 +300,7 @@ export class Remover {
       const idx = this.ns.dir(best);
       if (idx.entries.size > 0) continue;
       const p = this.ns.parentOf.get(best)!;
+      if (p.parent === ROOT_INO && p.name === LOST_FOUND) continue;
       const parent = this.ns.dir(p.parent);
       if (parent.entries.get(p.name)?.ino !== best) continue;
       const f = flags(this.vol.inode(best));

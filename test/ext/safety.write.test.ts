@@ -1,0 +1,128 @@
+/**
+ * Safety gate: every refusal is a typed error raised before the first write, so the image's sha256
+ * is unchanged. Dirty journals are made with debugfs (jo/jw/jc), orphans and bad states with
+ * debugfs ssv, unsafe features with mke2fs -O.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FileDevice } from '../../src/image/blockdev.js';
+import { removePaths, rewriteFile, zeroFree } from '../../src/ext/write/index.js';
+import { isUlfsError } from '../../src/errors.js';
+import { debugfs, inoOf, mkfs, sha256File, tmpDir } from './writer-fixtures.js';
+
+let dir: string;
+let src: string;
+beforeAll(() => {
+  dir = tmpDir('safety');
+  src = path.join(dir, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'a'), 'a'.repeat(5000));
+  fs.writeFileSync(path.join(src, 'b'), 'b');
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function codeOf(fn: () => unknown): {
+  code: string | undefined;
+  message: string;
+  data: Record<string, unknown>;
+} {
+  try {
+    fn();
+  } catch (e) {
+    if (isUlfsError(e)) return { code: e.code, message: e.message, data: e.data };
+    throw e;
+  }
+  return { code: undefined, message: '', data: {} };
+}
+
+/** Runs `op` on the image and asserts the error code and an unchanged image. */
+function refused(
+  imgPath: string,
+  op: (dev: FileDevice) => unknown,
+  code: string,
+): { message: string; data: Record<string, unknown> } {
+  const before = sha256File(imgPath);
+  const dev = new FileDevice(imgPath, 'rw');
+  const r = codeOf(() => op(dev));
+  dev.close();
+  expect(r.code).toBe(code);
+  expect(sha256File(imgPath)).toBe(before);
+  return r;
+}
+
+let n = 0;
+function img(type: 'ext2' | 'ext3' | 'ext4', features?: string, extra?: string[]): string {
+  return mkfs(path.join(dir, `i${n++}.img`), { type, bs: 4096, features, src, sizeMiB: 32, extra }).path;
+}
+
+describe('refusals leave the image untouched', () => {
+  it('journal needing recovery (debugfs jo/jw/jc): EXT_JOURNAL_DIRTY with the fix in the message', () => {
+    const p = img('ext4');
+    const data = path.join(dir, 'jdata');
+    fs.writeFileSync(data, Buffer.alloc(3 * 4096, 0x33));
+    debugfs(p, ['jo -c', `jw -b 5000,5001,5002 ${data}`, 'jc'], true);
+    expect(debugfs(p, ['stats'])).toMatch(/needs_recovery/);
+    const r = refused(p, (d) => removePaths(d, ['/a']), 'EXT_JOURNAL_DIRTY');
+    expect(r.message).toMatch(/e2fsck|shut it down cleanly/);
+    refused(p, (d) => zeroFree(d), 'EXT_JOURNAL_DIRTY');
+  });
+
+  it('an orphan list (s_last_orphan): EXT_ORPHANS, also for zero-free', () => {
+    const p = img('ext4');
+    debugfs(p, [`ssv last_orphan ${inoOf(p, '/b')}`], true);
+    refused(p, (d) => removePaths(d, ['/a']), 'EXT_ORPHANS');
+    refused(p, (d) => zeroFree(d), 'EXT_ORPHANS');
+  });
+
+  it('a filesystem with errors or not cleanly unmounted: EXT_FS_NOT_CLEAN', () => {
+    const p = img('ext2');
+    debugfs(p, ['ssv state 2'], true);
+    refused(p, (d) => removePaths(d, ['/a']), 'EXT_FS_NOT_CLEAN');
+    const q = img('ext2');
+    debugfs(q, ['ssv state 0'], true);
+    refused(q, (d) => removePaths(d, ['/a']), 'EXT_FS_NOT_CLEAN');
+  });
+
+  const FEATURES: [string, string, string[]?][] = [
+    ['quota', 'quota'],
+    ['project', 'quota,project'],
+    ['inline_data', 'inline_data'],
+    ['bigalloc', 'bigalloc', ['-C', '16384']],
+    ['encrypt', 'encrypt'],
+    ['casefold', 'casefold'],
+    ['meta_bg', 'meta_bg,^resize_inode'],
+    ['mmp', 'mmp'],
+  ];
+  for (const [name, feat, extra] of FEATURES) {
+    it(`unsafe feature ${name}: EXT_UNSAFE_FEATURE naming it`, () => {
+      const p = img('ext4', feat, extra);
+      const r = refused(p, (d) => removePaths(d, ['/a']), 'EXT_UNSAFE_FEATURE');
+      expect(r.data.feature).toBe(name === 'project' ? 'quota' : name);
+      expect(r.message).toContain(name === 'project' ? 'quota' : name);
+    });
+  }
+
+  it('unknown incompat bit', () => {
+    const p = img('ext2');
+    debugfs(p, ['ssv feature_incompat 0x80002'], true);
+    const r = refused(p, (d) => removePaths(d, ['/a']), 'EXT_UNSAFE_FEATURE');
+    expect(r.message).toMatch(/unknown incompat feature 0x80000/);
+  });
+
+  it('protected inodes: lost+found, reserved inodes, immutable files, the root', () => {
+    const p = img('ext4');
+    refused(p, (d) => removePaths(d, ['/lost+found']), 'EXT_INODE_PROTECTED');
+    refused(p, (d) => removePaths(d, ['/'], { recursive: true }), 'EXT_INODE_PROTECTED');
+    refused(p, (d) => rewriteFile(d, 8, Buffer.alloc(0)), 'EXT_INODE_PROTECTED');
+    debugfs(p, ['sif /a flags 0x80010'], true);
+    refused(p, (d) => removePaths(d, ['/a']), 'EXT_INODE_PROTECTED');
+    refused(p, (d) => rewriteFile(d, inoOf(p, '/a'), Buffer.from('x')), 'EXT_INODE_PROTECTED');
+  });
+
+  it('a failing path anywhere in a batch writes nothing', () => {
+    const p = img('ext4');
+    refused(p, (d) => removePaths(d, ['/a', '/b', '/missing']), 'EXT_NOT_FOUND');
+    refused(p, (d) => rewriteFile(d, inoOf(p, '/b'), Buffer.alloc(8192, 1)), 'EXT_TOO_LARGE');
+  });
+});
