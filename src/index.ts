@@ -15,3 +15,14 @@ export { undo, assertNoUndoLog, undoPath, type UndoResult } from './image/undo.j
 export { lockImage, withLock, type ImageLock } from './image/lock.js';
 export { FaultDevice, type FaultPlan } from './image/fault.js';
 export { copySparse, type CopyResult } from './image/sparse.js';
+export {
+  ExtFs,
+  type ExtFsOptions,
+  type JournalState,
+  type Extent,
+  type DirEntry,
+  type Inode,
+  type Stat,
+  type Superblock,
+  type GroupDesc,
+} from './ext/fs.js';
