@@ -1,9 +1,10 @@
 /**
  * JournaledDevice: the one place every logged write to an image goes through.
  *
- *   write(pos, data)  records the ORIGINAL bytes of every part of the range not recorded before (read
- *                     from the device, which still holds them: nothing reaches it unrecorded), and
- *                     keeps the new bytes PENDING; reads see pending data overlaid.
+ *   write(pos, data)  records the ORIGINAL bytes of every aligned 4 KiB chunk of the image the range
+ *                     touches that was not recorded before (read from the image file, which still
+ *                     holds them: nothing reaches it unrecorded), and keeps the new bytes PENDING;
+ *                     reads see pending data overlaid.
  *   sync()            appends the new records to IMAGE.ulfs-undo and fsyncs it (creating it, and
  *                     fsyncing its directory, the first time), THEN applies the pending writes to the
  *                     device in issue order and fsyncs the device.
@@ -25,6 +26,8 @@ import { FileDevice, SliceDevice, type BlockDevice } from './blockdev.js';
 import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter } from './undo.js';
 
 const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
+/** Granularity of recording: originals are saved in whole, aligned 4 KiB chunks of the image. */
+export const CHUNK = 4096;
 
 interface Pending {
   pos: number;
@@ -60,8 +63,10 @@ export class JournaledDevice implements BlockDevice {
   readonly base: number;
 
   private log: UndoLogWriter | null = null;
-  /** Disjoint, sorted, merged [start, end) ranges (absolute) whose originals are recorded. */
-  private recorded: number[] = [];
+  /** Absolute 4 KiB chunk numbers whose original bytes are recorded (or queued in newRecords). */
+  private recorded = new Set<number>();
+  /** The whole image, for reading original bytes at absolute offsets. */
+  private readonly file: BlockDevice;
   private newRecords: { offset: number; data: Buffer }[] = [];
   private pending: Pending[] = [];
   private pageIndex = new Map<number, number[]>();
@@ -78,6 +83,7 @@ export class JournaledDevice implements BlockDevice {
     if (!p) throw new UlfsError('INTERNAL', `JournaledDevice needs an image path for ${dev.name}`);
     this.imagePath = p;
     this.base = r.base;
+    this.file = r.file;
     this.size = dev.size;
     this.name = dev.name;
   }
@@ -90,9 +96,7 @@ export class JournaledDevice implements BlockDevice {
   }
   /** Bytes of original data recorded (or to be recorded) in the undo log by this device. */
   get recordedBytes(): number {
-    let n = 0;
-    for (let i = 0; i < this.recorded.length; i += 2) n += this.recorded[i + 1]! - this.recorded[i]!;
-    return n;
+    return this.recorded.size * CHUNK;
   }
   get undoLogPath(): string | undefined {
     return this.log?.path;
@@ -154,58 +158,62 @@ export class JournaledDevice implements BlockDevice {
     this.check(pos, data.length, true);
     if (data.length === 0) return;
     this.recordOriginals(pos, data.length);
+    // A rewrite of exactly the range of the newest pending write that overlaps it (a bitmap or
+    // inode-table block written again and again) replaces that write's bytes instead of queueing more.
+    const end = pos + data.length;
+    const lastPage = Math.floor((end - 1) / 2 ** PAGE_SHIFT);
+    let newest = -1;
+    for (let pg = Math.floor(pos / 2 ** PAGE_SHIFT); pg <= lastPage; pg++) {
+      const l = this.pageIndex.get(pg);
+      if (!l) continue;
+      for (const i of l) {
+        const w = this.pending[i]!;
+        if (i > newest && w.pos < end && pos < w.pos + w.data.length) newest = i;
+      }
+    }
+    if (newest >= 0) {
+      const w = this.pending[newest]!;
+      if (w.pos === pos && w.data.length === data.length) {
+        w.data.set(data);
+        return;
+      }
+    }
     const copy = Buffer.from(data);
     const idx = this.pending.length;
     this.pending.push({ pos, data: copy });
     this.pendingTotal += copy.length;
-    const last = Math.floor((pos + copy.length - 1) / 2 ** PAGE_SHIFT);
-    for (let pg = Math.floor(pos / 2 ** PAGE_SHIFT); pg <= last; pg++) {
+    for (let pg = Math.floor(pos / 2 ** PAGE_SHIFT); pg <= lastPage; pg++) {
       let l = this.pageIndex.get(pg);
       if (!l) this.pageIndex.set(pg, (l = []));
       l.push(idx);
     }
   }
 
-  /** Records the original bytes of the parts of [pos, pos+length) (device-relative) not yet recorded. */
+  /**
+   * Records the original bytes of the 4 KiB chunks (absolute, clipped to the image) that
+   * [pos, pos+length) touches and that are not recorded yet. Whole chunks, read from the image file
+   * itself: bytes of a chunk outside the write (or outside a slice) were never written by us, so they
+   * are original too, and a Set of chunk numbers keeps every write O(chunks).
+   */
   private recordOriginals(pos: number, length: number): void {
-    const start = this.base + pos;
-    const end = start + length;
-    const r = this.recorded;
-    // First range whose end is >= start (binary search over the flat [s0, e0, s1, e1, ...] array).
-    let lo = 0;
-    let hi = r.length / 2;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (r[2 * mid + 1]! < start) lo = mid + 1;
-      else hi = mid;
-    }
-    let cursor = start;
-    let i = lo;
-    while (cursor < end) {
-      const s = i < r.length / 2 ? r[2 * i]! : Infinity;
-      const e = i < r.length / 2 ? r[2 * i + 1]! : Infinity;
-      if (cursor < s) {
-        const gapEnd = Math.min(end, s);
-        for (let o = cursor; o < gapEnd; o += MAX_RECORD_BYTES) {
-          const n = Math.min(MAX_RECORD_BYTES, gapEnd - o);
-          this.newRecords.push({ offset: o, data: this.dev.read(o - this.base, n) });
-        }
-        cursor = gapEnd;
-      } else {
-        cursor = Math.max(cursor, e);
-        i++;
+    const first = Math.floor((this.base + pos) / CHUNK);
+    const last = Math.floor((this.base + pos + length - 1) / CHUNK);
+    let runStart = -1;
+    for (let c = first; c <= last + 1; c++) {
+      const need = c <= last && !this.recorded.has(c);
+      if (need) {
+        this.recorded.add(c);
+        if (runStart < 0) runStart = c;
+      }
+      // Flush a run at its end, or when it reaches the record size limit.
+      if (runStart >= 0 && (!need || (c - runStart + 1) * CHUNK >= MAX_RECORD_BYTES)) {
+        const endChunk = need ? c + 1 : c;
+        const off = runStart * CHUNK;
+        const n = Math.min(endChunk * CHUNK, this.file.size) - off;
+        this.newRecords.push({ offset: off, data: this.file.read(off, n) });
+        runStart = -1;
       }
     }
-    // Merge [start, end) into the set: replace every range touching it with one.
-    let j = lo;
-    let ms = start;
-    let me = end;
-    while (j < r.length / 2 && r[2 * j]! <= end) {
-      ms = Math.min(ms, r[2 * j]!);
-      me = Math.max(me, r[2 * j + 1]!);
-      j++;
-    }
-    r.splice(2 * lo, 2 * (j - lo), ms, me);
   }
 
   /** Makes every write so far durable: undo records first (fsynced), then the writes (fsynced). */
@@ -255,7 +263,7 @@ export class JournaledDevice implements BlockDevice {
     this.sync();
     if (this.log) this.log.remove();
     this.log = null;
-    this.recorded = [];
+    this.recorded.clear();
   }
 
   /** Closes the underlying device. Without commit(), pending writes are dropped and the undo log stays. */

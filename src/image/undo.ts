@@ -22,7 +22,8 @@
  *                     image), 0x10 4 dataCrc: crc32cRaw(0xffffffff, data), 0x14 4 zero, 0x18 data
  *     commit trailer: 0x00 4 magic "UCMT", 0x04 4 record count, 0x08 4 batch number (0, 1, ...),
  *                     0x0c 4 runningCrc: crc32cRaw(previous runningCrc — the headerCrc for batch 0 —,
- *                     every byte of this batch before this field)
+ *                     over this batch's record headers (which carry each record's dataCrc) and the
+ *                     trailer's first 12 bytes), so data is checksummed once and structure twice
  *
  * Safety argument: a batch is appended and fsynced BEFORE any of the writes it covers reach the
  * image, and records only ever cover ranges not recorded before, so each record holds the bytes the
@@ -194,8 +195,7 @@ export function parseUndoLog(fd: number, logName: string): ParsedUndoLog {
       const data = Buffer.allocUnsafe(length);
       if (preadFully(fd, data, p + REC_HEADER_SIZE) < length) break outer;
       if (crc32cRaw(CRC_SEED, data) !== rh.readUInt32LE(REC_DATA_CRC)) break outer;
-      crc = crc32cRaw(crc, rh);
-      crc = crc32cRaw(crc, data);
+      crc = crc32cRaw(crc, rh); // the header carries dataCrc: the data itself is not hashed twice
       batch.push({ offset, length, dataPos: p + REC_HEADER_SIZE });
       p += REC_HEADER_SIZE + length;
     }
@@ -292,7 +292,7 @@ export class UndoLogWriter {
       rh.writeUInt32LE(r.data.length, REC_LENGTH);
       rh.writeBigUInt64LE(BigInt(r.offset), REC_OFFSET);
       rh.writeUInt32LE(crc32cRaw(CRC_SEED, r.data), REC_DATA_CRC);
-      crc = crc32cRaw(crc32cRaw(crc, rh), r.data);
+      crc = crc32cRaw(crc, rh);
       parts.push(rh, r.data);
     }
     const cmt = Buffer.alloc(CMT_SIZE);

@@ -38,7 +38,7 @@ describe('undo command', () => {
 
     const r = await cli('undo', img);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^restored 2 ranges \(3010 bytes\) of .*a\.img from .*a\.img\.ulfs-undo\n$/);
+    expect(r.stdout).toMatch(/^restored 2 ranges \(\d+ bytes\) of .*a\.img from .*a\.img\.ulfs-undo\n$/);
     expect(sha(img)).toBe(before);
     expect(fs.existsSync(img + '.ulfs-lock')).toBe(false);
 
