@@ -1,0 +1,87 @@
+/**
+ * `prune`: the library entry point the CLI wraps.
+ *
+ *   const report = await prune('hdd.img', { used: [{ name: 'used.txt', text }] });
+ *
+ * open (lock, no undo log pending) -> discover root and boot -> plan -> (dry run: stop) -> apply -> report.
+ */
+import { openImage } from '../image/partitions.js';
+import { copySparse } from '../image/sparse.js';
+import { discover } from './discover.js';
+import { planPrune, summarizePlan, type PruneOptions } from './plan.js';
+import { applyPlan, type ApplyResult } from './apply.js';
+import { UlfsError } from '../errors.js';
+
+export type { PruneOptions } from './plan.js';
+
+export interface PruneReport {
+  image: string;
+  dryRun: boolean;
+  kernel: string;
+  kernelReason: string;
+  used: { listed: number; resolved: number; builtin: number; unknown: string[] };
+  kept: { module: string; path: string; reasons: string[] }[];
+  plan: ReturnType<typeof summarizePlan>;
+  rootfs: { removedFiles: number; removedDirs: number; bytesFreed: number; indexFilesWritten: number } | null;
+  initramfs: ApplyResult['initramfs'];
+  zero: ApplyResult['zero'];
+  check: ApplyResult['check'] | null;
+  warnings: string[];
+  durations: Record<string, number>;
+}
+
+function basename(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? p : p.slice(i + 1);
+}
+
+export async function prune(imagePath: string, opts: PruneOptions): Promise<PruneReport> {
+  const t0 = performance.now();
+  let target = imagePath;
+  if (opts.output && !opts.dryRun) {
+    if (opts.output === imagePath)
+      throw new UlfsError('USAGE', '--output must name a new file, not the image itself');
+    copySparse(imagePath, opts.output);
+    target = opts.output;
+  }
+  const img = openImage(target, opts.dryRun ? 'r' : 'rw');
+  try {
+    const tPlan = performance.now();
+    const d = discover(img.dev, basename(target), { root: opts.root, boot: opts.boot, countModules: false });
+    const plan = await planPrune(d, opts);
+    const summary = summarizePlan(plan);
+    const planSeconds = Math.round(performance.now() - tPlan) / 1000;
+    const base = {
+      image: target,
+      kernel: plan.kernel,
+      kernelReason: plan.kernelReason,
+      used: summary.used,
+      kept: plan.modules.kept,
+      plan: summary,
+      warnings: plan.warnings,
+    };
+    if (opts.dryRun) {
+      return {
+        ...base,
+        dryRun: true,
+        rootfs: null,
+        initramfs: [],
+        zero: null,
+        check: null,
+        durations: { plan: planSeconds, total: Math.round(performance.now() - t0) / 1000 },
+      };
+    }
+    const r = await applyPlan(img.dev, plan, opts);
+    return {
+      ...base,
+      dryRun: false,
+      rootfs: r.rootfs,
+      initramfs: r.initramfs,
+      zero: r.zero,
+      check: r.check,
+      durations: { plan: planSeconds, ...r.durations, total: Math.round(performance.now() - t0) / 1000 },
+    };
+  } finally {
+    img.close();
+  }
+}
