@@ -17,9 +17,12 @@ import { rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './re
 export type FsLike = BlockDevice | { readonly dev: BlockDevice };
 
 export function deviceOf(fs: FsLike): BlockDevice {
-  return 'dev' in fs && typeof (fs as { dev?: unknown }).dev === 'object'
-    ? (fs as { dev: BlockDevice }).dev
-    : (fs as BlockDevice);
+  // a BlockDevice (including wrappers such as JournaledDevice, which also has a `dev` field) is used
+  // as is; anything else is a reader (ExtFs) whose `dev` is the device
+  const d = fs as Partial<BlockDevice>;
+  if (typeof d.read === 'function' && typeof d.write === 'function' && typeof d.sync === 'function')
+    return fs as BlockDevice;
+  return (fs as { dev: BlockDevice }).dev;
 }
 
 /** Tells a reader (ExtFs) that the device changed under it, when it offers a way to. */
