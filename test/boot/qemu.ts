@@ -24,6 +24,12 @@ export interface LoadedModule {
   line: string;
 }
 
+export interface ModprobeError {
+  /** The device's modalias the guest asked modprobe to load. */
+  alias: string;
+  message: string;
+}
+
 export interface BootResult {
   /** The guest init ran (the root filesystem was mounted) and printed the module list. */
   ok: boolean;
@@ -32,8 +38,8 @@ export interface BootResult {
   /** The /proc/mounts line for / as the guest saw it. */
   rootMount: string | undefined;
   modules: LoadedModule[];
-  /** modprobe error lines printed by the guest (sorted, unique). */
-  errors: string[];
+  /** modprobe errors printed by the guest, one per modalias that failed (sorted, unique). */
+  errors: ModprobeError[];
   seconds: number;
   timedOut: boolean;
   exitStatus: number | null;
@@ -74,9 +80,17 @@ export function parseBootLog(raw: string): Omit<BootResult, 'seconds' | 'timedOu
     kernel,
     rootMount,
     modules,
-    errors: (errLines ?? []).map((l) => l.trim()).filter((l) => l.length > 0),
+    errors: (errLines ?? [])
+      .filter((l) => l.includes('\t'))
+      .map((l) => ({ alias: l.slice(0, l.indexOf('\t')), message: l.slice(l.indexOf('\t') + 1).trim() })),
     log,
   };
+}
+
+/** Modaliases that failed in `after` but not in `before`: devices that lost their driver. */
+export function newFailures(before: BootResult, after: BootResult): ModprobeError[] {
+  const failed = new Set(before.errors.map((e) => e.alias));
+  return after.errors.filter((e) => !failed.has(e.alias));
 }
 
 /** Boots `image` (kernel VERSION) and returns what the guest printed. Never throws on a failed boot. */
