@@ -23,7 +23,7 @@
  */
 import { UlfsError, hex } from '../errors.js';
 import { FileDevice, SliceDevice, type BlockDevice } from './blockdev.js';
-import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter } from './undo.js';
+import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter, type AppendFault } from './undo.js';
 
 const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
 /** Granularity of recording: originals are saved in whole, aligned 4 KiB chunks of the image. */
@@ -67,6 +67,8 @@ export class JournaledDevice implements BlockDevice {
   private recorded = new Set<number>();
   /** The whole image, for reading original bytes at absolute offsets. */
   private readonly file: BlockDevice;
+  /** Test hook: make the undo log's n-th append fail part-way. */
+  private readonly logFault: AppendFault | undefined;
   private newRecords: { offset: number; data: Buffer }[] = [];
   private pending: Pending[] = [];
   private pageIndex = new Map<number, number[]>();
@@ -76,7 +78,7 @@ export class JournaledDevice implements BlockDevice {
 
   constructor(
     readonly dev: BlockDevice,
-    opts: { imagePath?: string } = {},
+    opts: { imagePath?: string; logFault?: AppendFault } = {},
   ) {
     const r = resolveImage(dev);
     const p = opts.imagePath ?? r.path;
@@ -84,6 +86,7 @@ export class JournaledDevice implements BlockDevice {
     this.imagePath = p;
     this.base = r.base;
     this.file = r.file;
+    this.logFault = opts.logFault;
     this.size = dev.size;
     this.name = dev.name;
   }
@@ -221,7 +224,7 @@ export class JournaledDevice implements BlockDevice {
     this.check(0, 0, false);
     try {
       if (this.newRecords.length > 0) {
-        this.log ??= UndoLogWriter.create(this.imagePath);
+        this.log ??= UndoLogWriter.create(this.imagePath, { fault: this.logFault });
         this.log.append(this.newRecords);
         this.newRecords = [];
       }

@@ -242,6 +242,12 @@ export function imageIdentity(imagePath: string): Omit<UndoHeader, 'headerCrc'> 
   };
 }
 
+/** For crash tests: the failAt-th append (1-based) writes only partialBytes, then throws IO_ERROR. */
+export interface AppendFault {
+  failAt: number;
+  partialBytes?: number;
+}
+
 /** Appends batches to a new undo log. Created with O_EXCL: an existing log is UNDO_PRESENT. */
 export class UndoLogWriter {
   readonly path: string;
@@ -250,15 +256,21 @@ export class UndoLogWriter {
   private running: number;
   private batches = 0;
   private broken = false;
+  private appends = 0;
 
-  private constructor(path: string, fd: number, headerCrc: number) {
+  private constructor(
+    path: string,
+    fd: number,
+    headerCrc: number,
+    private readonly fault: AppendFault | undefined,
+  ) {
     this.path = path;
     this.fd = fd;
     this.end = HDR_SIZE;
     this.running = headerCrc;
   }
 
-  static create(imagePath: string): UndoLogWriter {
+  static create(imagePath: string, opts: { fault?: AppendFault } = {}): UndoLogWriter {
     const p = undoPath(imagePath);
     const identity = imageIdentity(imagePath);
     let fd: number;
@@ -273,9 +285,11 @@ export class UndoLogWriter {
       fs.writeSync(fd, hdr, 0, hdr.length, 0);
       fs.fsyncSync(fd);
       fsyncDir(path.dirname(p));
-      return new UndoLogWriter(p, fd, hdr.readUInt32LE(HDR_CRC));
+      return new UndoLogWriter(p, fd, hdr.readUInt32LE(HDR_CRC), opts.fault);
     } catch (e) {
+      // Nothing has been written to the image yet: a half-made log must not block the next run.
       fs.closeSync(fd);
+      fs.rmSync(p, { force: true });
       throw ioError(`cannot write undo log ${p}`, e, { path: p });
     }
   }
@@ -303,6 +317,16 @@ export class UndoLogWriter {
     cmt.writeUInt32LE(crc, CMT_RUNNING_CRC);
     parts.push(cmt);
     const buf = Buffer.concat(parts);
+    this.appends++;
+    if (this.fault && this.appends === this.fault.failAt) {
+      // Test hook: a crash in the middle of this append (the first partialBytes reach the file).
+      this.broken = true;
+      const n = Math.min(this.fault.partialBytes ?? 0, buf.length);
+      if (n > 0) fs.writeSync(this.fd, buf, 0, n, this.end);
+      throw new UlfsError('IO_ERROR', `${this.path}: injected fault in append #${this.appends}`, {
+        injected: true,
+      });
+    }
     try {
       let done = 0;
       while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.end + done);
@@ -369,6 +393,16 @@ export function undo(imagePath: string, opts: { allowMoved?: boolean } = {}): Un
     throw ioError(`cannot open undo log ${logPath}`, e);
   }
   try {
+    const logSize = fs.fstatSync(logFd).size;
+    if (logSize < HDR_SIZE) {
+      // Creation was cut short before the header was durable; no write to the image can have
+      // started (that needs a committed batch after the header), so there is nothing to restore.
+      fs.closeSync(logFd);
+      logFd = -1;
+      fs.unlinkSync(logPath);
+      fsyncDir(path.dirname(logPath));
+      return { log: logPath, records: 0, bytes: 0, batches: 0, tornBytes: logSize };
+    }
     const log = parseUndoLog(logFd, logPath);
     const h = log.header;
     let st: fs.BigIntStats;
