@@ -67,6 +67,7 @@ export function decodeDirBlock(
   hasFileType: boolean,
   blockSize: number,
   out: DirEntry[],
+  maxIno = 0xffffffff,
 ): void {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let off = 0;
@@ -91,6 +92,7 @@ export function decodeDirBlock(
       fail(`rec_len ${recLen} is too small for a ${nameLen}-byte name`);
     if (ino !== 0) {
       if (nameLen === 0) fail('entry has an empty name');
+      if (ino > maxIno) fail(`inode ${ino} is beyond s_inodes_count ${maxIno}`);
       const nameBytes = Buffer.from(buf.subarray(off + DE.name, off + DE.name + nameLen));
       out.push({
         name: nameBytes.toString('utf8'),

@@ -417,9 +417,19 @@ export class ExtFs {
         recLen: 0,
       });
       const inI = Math.min(data.length, 60);
-      if (inI > 4) decodeDirBlock(data.subarray(4, inI), inI - 4, 0, ino, this.hasFileType, bs, out);
+      if (inI > 4)
+        decodeDirBlock(data.subarray(4, inI), inI - 4, 0, ino, this.hasFileType, bs, out, sb.inodesCount);
       if (data.length > 60)
-        decodeDirBlock(data.subarray(60), data.length - 60, 1, ino, this.hasFileType, bs, out);
+        decodeDirBlock(
+          data.subarray(60),
+          data.length - 60,
+          1,
+          ino,
+          this.hasFileType,
+          bs,
+          out,
+          sb.inodesCount,
+        );
       return out;
     }
     const size = bound(
@@ -448,7 +458,8 @@ export class ExtFs {
             );
           }
           // The root holds "." and ".." (whose rec_len covers the index); a node holds no entries.
-          if (dx.kind === 'root') decodeDirBlock(data, bs, lblk, ino, this.hasFileType, bs, out);
+          if (dx.kind === 'root')
+            decodeDirBlock(data, bs, lblk, ino, this.hasFileType, bs, out, sb.inodesCount);
           continue;
         }
         let end = bs;
@@ -470,7 +481,7 @@ export class ExtFs {
             );
           }
         }
-        decodeDirBlock(data, end, lblk, ino, this.hasFileType, bs, out);
+        decodeDirBlock(data, end, lblk, ino, this.hasFileType, bs, out, sb.inodesCount);
       }
     }
     return out;
