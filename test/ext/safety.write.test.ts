@@ -53,7 +53,7 @@ function refused(
 
 let n = 0;
 function img(type: 'ext2' | 'ext3' | 'ext4', features?: string, extra?: string[]): string {
-  return mkfs(path.join(dir, `i${n++}.img`), { type, bs: 4096, features, src, sizeMiB: 32, extra }).path;
+  return mkfs(path.join(dir, `i${n++}.img`), { type, bs: 4096, features, src, sizeMiB: 16, extra }).path;
 }
 
 describe('refusals leave the image untouched', () => {
