@@ -71,7 +71,7 @@ function exercise(disk: Buffer): void {
 }
 
 describe('partition table fuzz', () => {
-  it('mutated real tables: only UlfsError', { timeout: 120_000 }, () => {
+  it('mutated real tables: only UlfsError', { timeout: 3_600_000 }, () => {
     const size = 6 << 20;
     fc.assert(
       fc.property(
@@ -98,7 +98,7 @@ describe('partition table fuzz', () => {
 
   it(
     'random sectors 0..N (with and without a 0x55aa signature): only UlfsError',
-    { timeout: 120_000 },
+    { timeout: 3_600_000 },
     () => {
       fc.assert(
         fc.property(
