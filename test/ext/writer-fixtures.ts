@@ -127,7 +127,7 @@ export function inoOf(spec: string, p: string): number {
 export function superFree(spec: string): { blocks: number; inodes: number } {
   const out = debugfs(spec, ['stats']);
   return {
-    blocks: Number(/Free blocks count:\s+(\d+)/.exec(out)![1]),
-    inodes: Number(/Free inodes count:\s+(\d+)/.exec(out)![1]),
+    blocks: Number(/^Free blocks:\s+(\d+)/m.exec(out)![1]),
+    inodes: Number(/^Free inodes:\s+(\d+)/m.exec(out)![1]),
   };
 }
