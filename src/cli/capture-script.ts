@@ -13,6 +13,10 @@ export function captureScript(target: string): string {
 #   ulfs-offline prune --used-in-image ${target} hdd.img
 set -eu
 out=${quoted}
+if [ ! -r /proc/modules ]; then
+  echo "capture: /proc/modules is not readable: run this inside the VM (a kernel with modules)" >&2
+  exit 1
+fi
 tmp="$out.tmp.$$"
 {
   echo '# ulfs-offline used-modules v1'
