@@ -336,6 +336,8 @@ export class ArchiveFilter {
     while (this.head < this.queue.length) {
       const it = this.queue[this.head]!;
       if (it.keep === undefined) break;
+      // Release the slot now: a flushed entry's data must not stay reachable.
+      (this.queue as (Item | undefined)[])[this.head] = undefined;
       this.head++;
       this.heldBytes -= it.e.data.length;
       if (it.keep) {
@@ -343,7 +345,10 @@ export class ArchiveFilter {
         encodeItem(it, out);
       }
     }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
