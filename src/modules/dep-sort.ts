@@ -30,10 +30,12 @@ export interface SortInput {
   /** closure of each module as indexes into `paths`, in the ORIGINAL line order */
   closure: number[][];
   /**
-   * Exact direct dependencies of a module in depmod's order (owners of its imported symbols, from
-   * its ELF image), or null/undefined where unknown (then inferred as described above).
+   * depmod's own order of a module's direct dependencies (owners of its imported symbols, from its
+   * ELF image), asked only for modules with two or more direct deps (with fewer the order cannot
+   * matter). Returns those deps in depmod's order (others in the list are ignored), or null when
+   * unknown (then the order is inferred as described above).
    */
-  direct?: (number[] | null | undefined)[];
+  elfOrder?: (module: number, direct: number[]) => number[] | null;
 }
 
 /** Returns, for each module, its closure re-sorted by the recomputed dep_sort_idx. */
@@ -43,18 +45,9 @@ export function sortDependencies(input: SortInput): number[][] {
   assertAcyclic(input);
   const closureSets: Set<number>[] = closure.map((c) => new Set(c));
   // Transitive reduction, keeping the original line order.
-  const direct: number[][] = new Array(n);
   const users = new Uint32Array(n);
-  // Push order per module: exact ELF order where known, else the inferred one (reversed line order).
-  const pushOrder: number[][] = new Array(n);
+  const direct: number[][] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const exact = input.direct?.[i];
-    if (exact) {
-      direct[i] = exact;
-      pushOrder[i] = exact;
-      for (const d of exact) users[d]!++;
-      continue;
-    }
     const c = closure[i]!;
     const r: number[] = [];
     for (const d of c) {
@@ -67,9 +60,8 @@ export function sortDependencies(input: SortInput): number[][] {
       }
       if (!implied) r.push(d);
     }
-    direct[i] = r;
-    pushOrder[i] = [...r].reverse();
     for (const d of r) users[d]!++;
+    direct[i] = r;
   }
   const stack: number[] = [];
   for (let i = 0; i < n; i++) if (users[i] === 0) stack.push(i);
@@ -79,21 +71,20 @@ export function sortDependencies(input: SortInput): number[][] {
   while (stack.length) {
     const src = stack.pop()!;
     sortIdx[src] = sorted++;
-    for (const d of pushOrder[src]!) {
-      if (--users[d]! === 0) stack.push(d);
+    const r = direct[src]!;
+    const freed: number[] = [];
+    for (const d of r) if (--users[d]! === 0) freed.push(d);
+    if (freed.length < 2) {
+      if (freed.length) stack.push(freed[0]!);
+      continue;
     }
+    // Only here does depmod's order of this module's deps decide anything: ask for it (ELF), else
+    // infer it (the original line lists deps released together in reverse push order).
+    const order = exactOrder(input, src, r) ?? [...r].reverse();
+    const isFreed = new Set(freed);
+    for (const d of order) if (isFreed.has(d)) stack.push(d);
   }
-  if (sorted < n) {
-    const stuck: string[] = [];
-    for (let i = 0; i < n && stuck.length < 8; i++) if (sortIdx[i]! < 0) stuck.push(input.paths[i]!);
-    throw new UlfsError(
-      'MODDEP_CYCLE',
-      `modules.dep has a dependency cycle among ${n - sorted} modules, e.g. ${stuck.join(' ')}`,
-      {
-        modules: stuck,
-      },
-    );
-  }
+  if (sorted < n) cycleError(input.paths, (i) => sortIdx[i]! < 0, n - sorted);
   return closure.map((c) => [...c].sort((a, b) => sortIdx[a]! - sortIdx[b]!));
 }
 
@@ -126,4 +117,15 @@ function assertAcyclic(input: SortInput): void {
     for (const d of input.closure[i]!) if (--indeg[d]! === 0) todo.push(d);
   }
   if (done < n) cycleError(input.paths, (i) => indeg[i]! > 0, n - done);
+}
+
+/** depmod's push order for module i from its ELF imports, restricted to its direct deps `r`. */
+function exactOrder(input: SortInput, i: number, r: number[]): number[] | null {
+  const got = input.elfOrder?.(i, r);
+  if (!got) return null;
+  const want = new Set(r);
+  const out: number[] = [];
+  for (const d of got) if (want.has(d) && !out.includes(d)) out.push(d);
+  // Every direct dependency must come from an imported symbol, or the image is not the one indexed.
+  return out.length === r.length ? out : null;
 }

@@ -64,10 +64,9 @@ interface TrieValue {
 
 interface TrieNode {
   prefix: string;
-  /** children by edge char code; sparse */
-  children: (TrieNode | undefined)[] | null;
-  first: number;
-  last: number;
+  /** edge chars, ascending, and the child under each (parallel arrays: nodes have few children) */
+  chars: number[] | null;
+  children: TrieNode[] | null;
   values: TrieValue[] | null;
   /** filled by the writer */
   size: number;
@@ -78,9 +77,8 @@ interface TrieNode {
 function newNode(prefix: string): TrieNode {
   return {
     prefix,
+    chars: null,
     children: null,
-    first: INDEX_CHILDMAX,
-    last: 0,
     values: null,
     size: 0,
     total: 0,
@@ -88,18 +86,18 @@ function newNode(prefix: string): TrieNode {
   };
 }
 
+const NOT_INDEXABLE = /[^\x01-\x7f]/;
+
 function checkAscii(s: string, what: string): void {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= INDEX_CHILDMAX || c === 0) {
-      throw new UlfsError(
-        'KMOD_INDEX_BAD',
-        `${what} ${JSON.stringify(s)} has byte ${hex(c)}: only 7-bit ASCII fits a kmod index`,
-        {
-          key: s,
-        },
-      );
-    }
+  const m = NOT_INDEXABLE.exec(s);
+  if (m) {
+    throw new UlfsError(
+      'KMOD_INDEX_BAD',
+      `${what} ${JSON.stringify(s)} has byte ${hex(m[0].charCodeAt(0))}: only 7-bit ASCII fits a kmod index`,
+      {
+        key: s,
+      },
+    );
   }
 }
 
@@ -111,11 +109,20 @@ function addValue(node: TrieNode, value: string, priority: number): void {
   vals.splice(i, 0, { priority, value });
 }
 
+function getChild(node: TrieNode, ch: number): TrieNode | undefined {
+  const chars = node.chars;
+  if (!chars) return undefined;
+  for (let i = 0; i < chars.length; i++) if (chars[i] === ch) return node.children![i];
+  return undefined;
+}
+
 function setChild(node: TrieNode, ch: number, child: TrieNode): void {
+  const chars = (node.chars ??= []);
   const kids = (node.children ??= []);
-  kids[ch] = child;
-  if (ch < node.first) node.first = ch;
-  if (ch > node.last) node.last = ch;
+  let i = chars.length;
+  while (i > 0 && chars[i - 1]! > ch) i--;
+  chars.splice(i, 0, ch);
+  kids.splice(i, 0, child);
 }
 
 /** An in-memory trie with depmod's insertion semantics. */
@@ -136,14 +143,12 @@ export class IndexBuilder {
       if (j < p.length) {
         // Split: node keeps prefix[0..j), a new child at prefix[j] takes the rest and the contents.
         const rest = newNode(p.slice(j + 1));
+        rest.chars = node.chars;
         rest.children = node.children;
-        rest.first = node.first;
-        rest.last = node.last;
         rest.values = node.values;
         node.prefix = p.slice(0, j);
+        node.chars = null;
         node.children = null;
-        node.first = INDEX_CHILDMAX;
-        node.last = 0;
         node.values = null;
         setChild(node, p.charCodeAt(j), rest);
       }
@@ -154,7 +159,7 @@ export class IndexBuilder {
         return;
       }
       const ch = key.charCodeAt(i);
-      const child = node.children?.[ch];
+      const child = getChild(node, ch);
       if (!child) {
         const leaf = newNode(key.slice(i + 1));
         addValue(leaf, value, priority);
@@ -170,7 +175,7 @@ export class IndexBuilder {
   /** Serialises the trie the way depmod does ('post' = kmod <= 33, 'pre' = kmod >= 34). */
   encode(order: IndexWriteOrder = 'post'): Buffer {
     const total = measure(this.root);
-    const out = Buffer.allocUnsafe(INDEX_HEADER_SIZE + total);
+    const out = Buffer.alloc(INDEX_HEADER_SIZE + total);
     setBe32(out, OFF_MAGIC, INDEX_MAGIC);
     setBe32(out, OFF_VERSION, INDEX_VERSION);
     if (order === 'post') placePost(this.root, INDEX_HEADER_SIZE);
@@ -184,7 +189,7 @@ export class IndexBuilder {
 function ref(n: TrieNode): number {
   let r = n.offset;
   if (n.prefix.length) r |= NODE_PREFIX;
-  if (n.children) r |= NODE_CHILDS;
+  if (n.chars) r |= NODE_CHILDS;
   if (n.values) r |= NODE_VALUES;
   return r >>> 0;
 }
@@ -193,12 +198,9 @@ function ref(n: TrieNode): number {
 function measure(n: TrieNode): number {
   let size = n.prefix.length ? n.prefix.length + 1 : 0;
   let total = 0;
-  if (n.children) {
-    size += 2 + 4 * (n.last - n.first + 1);
-    for (let c = n.first; c <= n.last; c++) {
-      const k = n.children[c];
-      if (k) total += measure(k);
-    }
+  if (n.chars) {
+    size += 2 + 4 * (n.chars[n.chars.length - 1]! - n.chars[0]! + 1);
+    for (const k of n.children!) total += measure(k);
   }
   if (n.values) {
     size += 4;
@@ -210,12 +212,7 @@ function measure(n: TrieNode): number {
 }
 
 function placePost(n: TrieNode, at: number): number {
-  if (n.children) {
-    for (let c = n.first; c <= n.last; c++) {
-      const k = n.children[c];
-      if (k) at = placePost(k, at);
-    }
-  }
+  if (n.children) for (const k of n.children) at = placePost(k, at);
   n.offset = at;
   return at + n.size;
 }
@@ -223,12 +220,7 @@ function placePost(n: TrieNode, at: number): number {
 function placePre(n: TrieNode, at: number): number {
   n.offset = at;
   at += n.size;
-  if (n.children) {
-    for (let c = n.first; c <= n.last; c++) {
-      const k = n.children[c];
-      if (k) at = placePre(k, at);
-    }
-  }
+  if (n.children) for (const k of n.children) at = placePre(k, at);
   return at;
 }
 
@@ -238,15 +230,19 @@ function writeNodes(n: TrieNode, out: Buffer): void {
     at += out.write(n.prefix, at, 'latin1');
     out[at++] = 0;
   }
-  if (n.children) {
-    out[at++] = n.first;
-    out[at++] = n.last;
-    for (let c = n.first; c <= n.last; c++) {
-      const k = n.children[c];
-      setBe32(out, at, k ? ref(k) : 0);
-      at += 4;
-      if (k) writeNodes(k, out);
+  if (n.chars) {
+    const chars = n.chars;
+    const first = chars[0]!;
+    const last = chars[chars.length - 1]!;
+    out[at++] = first;
+    out[at++] = last;
+    // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
+    for (let i = 0; i < chars.length; i++) {
+      const k = n.children![i]!;
+      setBe32(out, at + 4 * (chars[i]! - first), ref(k));
+      writeNodes(k, out);
     }
+    at += 4 * (last - first + 1);
   }
   if (n.values) {
     setBe32(out, at, n.values.length);

@@ -47,8 +47,14 @@ export function decodeModDep(text: string, file = 'modules.dep'): ModDepEntry[] 
     const colon = line.indexOf(':');
     if (colon <= 0) badLine(file, lineNo, "no '<path>:' at the start", line);
     const path = line.slice(0, colon);
-    const rest = line.slice(colon + 1).trim();
-    const deps = rest === '' ? [] : rest.split(/\s+/);
+    // depmod writes ': ' and single spaces; anything else is tolerated through the slow path.
+    const rest = line.slice(colon + 1);
+    const deps =
+      rest === ''
+        ? []
+        : rest.startsWith(' ') && !/\s\s|\t|\s$/.test(rest)
+          ? rest.slice(1).split(' ')
+          : rest.trim().split(/\s+/).filter(Boolean);
     if (out.length >= MODDEP_MAX_MODULES)
       badLine(file, lineNo, `more than ${MODDEP_MAX_MODULES} modules`, line);
     if (deps.length > MODDEP_MAX_MODULES) badLine(file, lineNo, 'too many dependencies', line);
