@@ -26,6 +26,8 @@ beforeAll(() => {
   fs.writeFileSync(path.join(src, '300k'), pseudoRandom(300_000, 12));
   fs.mkdirSync(path.join(src, 'smalldir'));
   fs.writeFileSync(path.join(src, 'smalldir/a'), 'a\n');
+  // 100 bytes: with inline_data, 60 in i_block and the rest in the system.data xattr.
+  fs.writeFileSync(path.join(src, 'spill100'), pseudoRandom(100, 13));
   fs.symlinkSync('dir/sub/100k', path.join(src, 'link'));
   fs.symlinkSync('/' + 'long/'.repeat(20) + 'target', path.join(src, 'slowlink'));
 });
@@ -77,6 +79,14 @@ describe('ExtFs features, against debugfs', () => {
     const ino = x.lookup('/dir/tiny-3');
     expect(x.readInode(ino).flags & 0x10000000).not.toBe(0);
     expect(x.readFile(ino).toString()).toBe('t3\n'.repeat(3));
+    // An inline directory: entries live in i_block (and system.data), "." and ".." synthesised.
+    const dir = x.lookup('/smalldir');
+    expect(x.readInode(dir).flags & 0x10000000).not.toBe(0);
+    expect(x.readDir(dir).map((e) => e.name)).toEqual(['.', '..', 'a']);
+    expect(x.readDir(dir)[1]!.ino).toBe(2);
+    const spill = x.lookup('/spill100');
+    expect(x.readInode(spill).flags & 0x10000000).not.toBe(0);
+    expect(x.readFile(spill).equals(pseudoRandom(100, 13))).toBe(true);
   });
 
   it('128-byte inodes (ext4, metadata_csum with only the low 16 checksum bits)', () => {
