@@ -575,6 +575,20 @@ export class ExtFs {
     if (t !== 'file' && t !== 'symlink') {
       throw new UlfsError('EXT_NOT_A_FILE', `inode ${ino} is not a regular file (${t})`, { ino });
     }
+    // A size the mapping cannot address is corrupt (and would stream zeros for ever).
+    const bs = this._sb.blockSize;
+    const a = bs / 4;
+    const maxBlocks = inode.flags & INODE_FLAGS.EXTENTS ? 2 ** 32 : 12 + a + a * a + a * a * a;
+    if (inode.size > maxBlocks * bs) {
+      throw new UlfsError(
+        'EXT_BAD_INODE',
+        `inode ${ino}: size ${hex(inode.size)} is beyond what its mapping can address`,
+        {
+          ino,
+          size: inode.size,
+        },
+      );
+    }
     return inode;
   }
 
