@@ -52,7 +52,7 @@ export interface PartitionTable {
   kind: 'mbr' | 'gpt' | 'none';
   sectorSize: 512 | 4096;
   partitions: Partition[];
-  /** GPT disk GUID, or the MBR disk signature as 0x-hex (sfdisk's label-id). */
+  /** GPT disk GUID, or the MBR disk signature as 8-digit 0x-hex (sfdisk's label-id). */
   diskGuid?: string;
   warnings: string[];
 }
@@ -131,7 +131,7 @@ export function readPartitionTable(dev: BlockDevice, opts: { sectorSize?: 512 | 
     kind: 'mbr',
     sectorSize,
     partitions,
-    diskGuid: hex(t.diskSignature),
+    diskGuid: '0x' + t.diskSignature.toString(16).padStart(8, '0'), // as sfdisk prints the label-id
     warnings: t.warnings,
   };
   validate(dev, table);

@@ -65,6 +65,9 @@ describe('partition tables vs sfdisk/fdisk', () => {
     expect(asOracle(t)).toEqual([...img.partitions].sort((a, b) => a.number - b.number));
     expect(t.partitions.map((p) => p.number).sort()).toEqual([1, 2, 3, 5, 6, 7]);
     expect(t.diskGuid).toBe(img.id);
+    // A disk id with leading zeros, printed as sfdisk prints it.
+    run('sfdisk', ['-q', '--disk-id', file, '0x00abcdef']);
+    expect(read(file).diskGuid).toBe(JSON.parse(run('sfdisk', ['--json', file])).partitiontable.id);
     // Bootable flags and types from the dump format.
     for (const d of sfdiskDump(file)) {
       const p = t.partitions.find((x) => x.number === d.node)!;
