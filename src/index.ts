@@ -48,3 +48,7 @@ export {
   type IndexEntry,
   type IndexWriteOrder,
 } from './modules/index.js';
+export { prune, type PruneReport, type PruneOptions } from './prune/prune.js';
+export { planPrune, summarizePlan, type PrunePlan } from './prune/plan.js';
+export { applyPlan, type ApplyResult } from './prune/apply.js';
+export { discover, pickFilesystem, type Discovery, type FsEntry, type KernelInfo, type InitramfsInfo } from './prune/discover.js';
