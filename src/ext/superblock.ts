@@ -286,16 +286,27 @@ export function validateSuperblock(sb: Superblock, deviceSize: number): void {
   if (!isPow2(sb.inodeSize) || sb.inodeSize < 128 || sb.inodeSize > bs) {
     throw bad(`inode size ${sb.inodeSize} is not a power of 2 between 128 and the block size ${bs}`);
   }
-  if (sb.blocksPerGroup === 0 || sb.blocksPerGroup > 8 * bs) {
-    throw bad(`s_blocks_per_group ${sb.blocksPerGroup} is out of range 1..${8 * bs}`);
+  // A bitmap block covers 8*bs clusters; a cluster is 2^(log_cluster_size - log_block_size) blocks.
+  const bigalloc = (sb.featureRoCompat & RO_COMPAT.BIGALLOC) !== 0;
+  if (bigalloc && (sb.logClusterSize < sb.logBlockSize || sb.logClusterSize - sb.logBlockSize > 16)) {
+    throw bad(
+      `s_log_cluster_size ${sb.logClusterSize} is out of range for s_log_block_size ${sb.logBlockSize}`,
+    );
   }
+  const ratio = bigalloc ? 2 ** (sb.logClusterSize - sb.logBlockSize) : 1;
+  if (
+    sb.clustersPerGroup === 0 ||
+    sb.clustersPerGroup > 8 * bs ||
+    sb.blocksPerGroup !== sb.clustersPerGroup * ratio
+  ) {
+    throw bad(
+      `s_blocks_per_group ${sb.blocksPerGroup} / s_clusters_per_group ${sb.clustersPerGroup} are inconsistent or out of range`,
+    );
+  }
+  if (sb.blocksPerGroup % 8 !== 0)
+    throw bad(`s_blocks_per_group ${sb.blocksPerGroup} is not a multiple of 8`);
   if (sb.inodesPerGroup === 0 || sb.inodesPerGroup > 8 * bs) {
     throw bad(`s_inodes_per_group ${sb.inodesPerGroup} is out of range 1..${8 * bs}`);
-  }
-  if (!(sb.featureRoCompat & RO_COMPAT.BIGALLOC) && sb.clustersPerGroup !== sb.blocksPerGroup) {
-    throw bad(
-      `s_clusters_per_group ${sb.clustersPerGroup} differs from s_blocks_per_group ${sb.blocksPerGroup}`,
-    );
   }
   if (sb.blocksCount <= sb.firstDataBlock) {
     throw bad(`s_blocks_count ${sb.blocksCount} is not above s_first_data_block ${sb.firstDataBlock}`);

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExtFs } from '../../src/ext/fs.js';
-import { FileDevice } from '../../src/image/blockdev.js';
+import { FileDevice, MemoryDevice } from '../../src/image/blockdev.js';
 import { debugfs, makeExtImage, pseudoRandom, type ExtImageOpts } from '../fixtures/ext-images.js';
 import { debugfsTree, extFsTree, treeDiff } from './read-oracle.js';
 
@@ -111,6 +111,54 @@ describe('ExtFs features, against debugfs', () => {
   it('orphan_file; ext3 with 128-byte inodes', () => {
     check('orphanfile', { fsType: 'ext4', blockSize: 4096, extraFeatures: 'orphan_file' });
     check('ext3-i128', { fsType: 'ext3', blockSize: 4096, inodeSize: 128 });
+  });
+
+  it('bigalloc (16K clusters): mapping is still per block', () => {
+    const x = check('bigalloc', {
+      fsType: 'ext4',
+      blockSize: 4096,
+      extraFeatures: 'bigalloc',
+      mkfsArgs: ['-C', '16384'],
+      sizeMiB: 64,
+    });
+    expect(x.usedFeatures()).toContain('bigalloc');
+  });
+
+  it('ext3 with uninit_bg: crc16 descriptor checksums verified', () => {
+    const img = makeExtImage(path.join(tmp, 'uninit.img'), {
+      fsType: 'ext3',
+      blockSize: 1024,
+      extraFeatures: 'uninit_bg',
+      srcDir: src,
+      sizeMiB: 32,
+    });
+    const want = debugfsTree(img.spec, path.join(tmp, 'uninit.dump'));
+    const x = ExtFs.open(new FileDevice(img.path));
+    expect(x.usedFeatures()).toContain('uninit_bg');
+    expect(treeDiff(extFsTree(x), want)).toEqual([]);
+    // Flip a byte of group 1's descriptor (block 2 with 1K blocks, 32-byte descriptors).
+    const b = fs.readFileSync(img.path);
+    b[2 * 1024 + 32 + 0x10] = b[2 * 1024 + 32 + 0x10]! ^ 1; // bg_used_dirs_count_lo
+    expect(() => ExtFs.open(new MemoryDevice(b))).toThrow(/group 1 descriptor/);
+    expect(ExtFs.open(new MemoryDevice(b), { verifyChecksums: false }).groupCount).toBe(x.groupCount);
+  });
+
+  it('an external journal device is refused; a filesystem using one reports it', () => {
+    const j = path.join(tmp, 'jdev.img');
+    fs.writeFileSync(j, Buffer.alloc(0));
+    fs.truncateSync(j, 8 << 20);
+    execFileSync('mke2fs', ['-q', '-F', '-O', 'journal_dev', '-b', '4096', j], { env: ENV, stdio: 'ignore' });
+    expect(() => ExtFs.open(new FileDevice(j))).toThrow(/external journal device/);
+    // A filesystem whose superblock names an external journal (journal_inum 0).
+    const img = makeExtImage(path.join(tmp, 'extj.img'), {
+      fsType: 'ext4',
+      blockSize: 4096,
+      extraFeatures: '^has_journal',
+      sizeMiB: 16,
+    });
+    debugfs(img.spec, ['feature has_journal', 'ssv journal_inum 0', 'ssv journal_uuid random'], true);
+    const x = ExtFs.open(new FileDevice(img.path));
+    expect(x.journalState()).toEqual({ kind: 'external', needsRecovery: false, logEmpty: true, errno: 0 });
   });
 
   it('needs_recovery is detected (debugfs: set the feature, and a live journal transaction)', () => {
