@@ -45,12 +45,22 @@ export function readElfImports(image: Uint8Array | ModuleImage): string[] | null
   const is64 = h[EI_CLASS] === 2;
   const le = h[EI_DATA] === 1;
   if (!is64 && h[EI_CLASS] !== 1) return null;
-  const u16 = (b: Buffer, o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  // Plain byte reads (Buffer#readUInt* validate every call, which shows in a cold run).
+  const u16 = (b: Buffer, o: number): number => {
+    if (o + 2 > b.length) throw new RangeError('past end');
+    return le ? b[o]! | (b[o + 1]! << 8) : (b[o]! << 8) | b[o + 1]!;
+  };
+  const u32 = (b: Buffer, o: number): number => {
+    if (o + 4 > b.length) throw new RangeError('past end');
+    return le
+      ? (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0
+      : ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  };
   const uN = (b: Buffer, o: number): number => {
     if (!is64) return u32(b, o);
-    const v = le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o);
-    return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
+    const lo = u32(b, le ? o : o + 4);
+    const hi = u32(b, le ? o + 4 : o);
+    return hi >= 0x200000 ? -1 : hi * 0x1_0000_0000 + lo;
   };
   try {
     const shoff = uN(h, is64 ? 0x28 : 0x20);

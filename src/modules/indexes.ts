@@ -67,21 +67,30 @@ function eachLine(text: string, fn: (line: string) => void): void {
 /** Up to this many kept names one native regex scan beats a JS loop over every line (measured 3-4x). */
 const REGEX_FILTER_MAX = 400;
 
-function filterByRegex(text: string, keep: Set<string>, field: 1 | 'last'): string {
-  if (keep.size === 0) return filterComments(text);
+/**
+ * Lines whose LAST field is a kept name, found by one native scan for ` <name>` right before a line
+ * end (no per-line JS work, no backtracking over whole lines); leading comment lines are kept.
+ */
+function filterByRegex(text: string, keep: Set<string>): string {
+  let out = '';
+  let start = 0;
+  while (start < text.length && text.charCodeAt(start) === 0x23 /* # */) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    out += text.slice(start, end) + '\n';
+    start = end + 1;
+  }
+  if (keep.size === 0) return out;
   const alt = [...keep].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-  const re =
-    field === 'last'
-      ? new RegExp(`^(?:#[^\\n]*|[^\\n]* (?:${alt}))$`, 'gm')
-      : new RegExp(`^(?:#[^\\n]*|[^ \\n]+ (?:${alt})(?: [^\\n]*)?)$`, 'gm');
-  let out = '';
-  for (const m of text.matchAll(re)) out += m[0] + '\n';
-  return out;
-}
-
-function filterComments(text: string): string {
-  let out = '';
-  for (const m of text.matchAll(/^#[^\n]*$/gm)) out += m[0] + '\n';
+  const re = new RegExp(` (?:${alt})$`, 'gm');
+  re.lastIndex = start;
+  let lastEnd = start - 1;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const end = m.index + m[0].length;
+    const lineStart = Math.max(start, text.lastIndexOf('\n', m.index) + 1);
+    if (lineStart > lastEnd) out += text.slice(lineStart, end) + '\n';
+    lastEnd = end;
+  }
   return out;
 }
 
@@ -101,7 +110,7 @@ function filterByField(text: string, keep: Set<string>, field: 1 | 'last'): stri
 }
 
 function filterByFieldUncached(text: string, keep: Set<string>, field: 1 | 'last'): string {
-  if (keep.size <= REGEX_FILTER_MAX) return filterByRegex(text, keep, field);
+  if (field === 'last' && keep.size <= REGEX_FILTER_MAX) return filterByRegex(text, keep);
   let out = '';
   let start = 0;
   const len = text.length;

@@ -224,12 +224,16 @@ function placePre(n: TrieNode, at: number): number {
   return at;
 }
 
+/** Copies a 7-bit string (checked on insert) byte by byte: cheaper than Buffer#write for short strings. */
+function putAscii(out: Buffer, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
+  out[at++] = 0;
+  return at;
+}
+
 function writeNodes(n: TrieNode, out: Buffer): void {
   let at = n.offset;
-  if (n.prefix.length) {
-    at += out.write(n.prefix, at, 'latin1');
-    out[at++] = 0;
-  }
+  if (n.prefix.length) at = putAscii(out, at, n.prefix);
   if (n.chars) {
     const chars = n.chars;
     const first = chars[0]!;
@@ -249,9 +253,7 @@ function writeNodes(n: TrieNode, out: Buffer): void {
     at += 4;
     for (const v of n.values) {
       setBe32(out, at, v.priority);
-      at += 4;
-      at += out.write(v.value, at, 'latin1');
-      out[at++] = 0;
+      at = putAscii(out, at + 4, v.value);
     }
   }
 }

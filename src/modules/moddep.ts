@@ -31,6 +31,33 @@ function badLine(file: string, line: number, why: string, text: string): never {
   throw new UlfsError('MODDEP_BAD_LINE', `${file}:${line}: ${why}: ${JSON.stringify(shown)}`, { file, line });
 }
 
+/** A parsed line whose dependency list is split only when asked (most lines of a big tree never are). */
+class TextEntry implements ModDepEntry {
+  private parsed: string[] | undefined;
+  constructor(
+    readonly path: string,
+    readonly name: string,
+    private readonly rest: string,
+    private readonly file: string,
+    private readonly lineNo: number,
+  ) {}
+
+  get deps(): string[] {
+    if (this.parsed) return this.parsed;
+    const rest = this.rest;
+    // depmod writes ': ' and single spaces; anything else goes through the tolerant path.
+    const deps =
+      rest === ''
+        ? []
+        : rest.startsWith(' ') && !/\s\s|\t|\s$/.test(rest)
+          ? rest.slice(1).split(' ')
+          : rest.trim().split(/\s+/).filter(Boolean);
+    if (deps.length > MODDEP_MAX_MODULES) badLine(this.file, this.lineNo, 'too many dependencies', this.path);
+    this.parsed = deps;
+    return deps;
+  }
+}
+
 /** Parses modules.dep text; entries in file order. */
 export function decodeModDep(text: string, file = 'modules.dep'): ModDepEntry[] {
   const out: ModDepEntry[] = [];
@@ -46,19 +73,10 @@ export function decodeModDep(text: string, file = 'modules.dep'): ModDepEntry[] 
     if (line === '' || line.startsWith('#')) continue;
     const colon = line.indexOf(':');
     if (colon <= 0) badLine(file, lineNo, "no '<path>:' at the start", line);
-    const path = line.slice(0, colon);
-    // depmod writes ': ' and single spaces; anything else is tolerated through the slow path.
-    const rest = line.slice(colon + 1);
-    const deps =
-      rest === ''
-        ? []
-        : rest.startsWith(' ') && !/\s\s|\t|\s$/.test(rest)
-          ? rest.slice(1).split(' ')
-          : rest.trim().split(/\s+/).filter(Boolean);
     if (out.length >= MODDEP_MAX_MODULES)
       badLine(file, lineNo, `more than ${MODDEP_MAX_MODULES} modules`, line);
-    if (deps.length > MODDEP_MAX_MODULES) badLine(file, lineNo, 'too many dependencies', line);
-    out.push({ path, name: normalizeModuleName(path), deps });
+    const path = line.slice(0, colon);
+    out.push(new TextEntry(path, normalizeModuleName(path), line.slice(colon + 1), file, lineNo));
   }
   return out;
 }
