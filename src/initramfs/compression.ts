@@ -20,6 +20,7 @@
  * dictionary), lz4 legacy frames of 8 MiB blocks, zstd at level 19 by default.
  */
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
@@ -208,7 +209,7 @@ export class ExpansionGuard extends Transform {
 const ZSTD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { CompressStream } = require(workerData.lib);
-const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true });
+const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true, nbWorkers: workerData.threads });
 cs.on('data', (d) => { const b = new Uint8Array(d); parentPort.postMessage({ t: 'out', b }, [b.buffer]); });
 cs.on('error', (e) => parentPort.postMessage({ t: 'err', m: String(e && e.message || e) }));
 cs.on('end', () => parentPort.postMessage({ t: 'end' }));
@@ -229,7 +230,13 @@ class ZstdWorkerCompressor extends Transform {
     if (this.worker) return this.worker;
     const w = new Worker(ZSTD_WORKER, {
       eval: true,
-      workerData: { lib: require.resolve('zstd-napi'), level: this.level },
+      // libzstd's own threads (nbWorkers) use every core; this worker keeps its blocking calls off
+      // the main thread.
+      workerData: {
+        lib: require.resolve('zstd-napi'),
+        level: this.level,
+        threads: os.availableParallelism(),
+      },
     });
     w.on('message', (m: { t: string; b?: Uint8Array; m?: string }) => {
       if (m.t === 'out') this.push(Buffer.from(m.b!.buffer, m.b!.byteOffset, m.b!.byteLength));

@@ -134,6 +134,8 @@ async function* walkArchives(
     }
     counts.archives++;
     w.onArchiveStart(segment);
+    const archiveStart = r.offset;
+    let archiveOut = 0;
     let out: Buffer[] = [];
     let outBytes = 0;
     for (let i = 0; ; i++) {
@@ -157,7 +159,10 @@ async function* walkArchives(
         counts.entries++;
         w.onEntry(e, out);
       }
-      for (let k = before; k < out.length; k++) outBytes += out[k]!.length;
+      for (let k = before; k < out.length; k++) {
+        outBytes += out[k]!.length;
+        archiveOut += out[k]!.length;
+      }
       if (outBytes >= OUT_CHUNK) {
         yield out;
         out = [];
@@ -166,11 +171,18 @@ async function* walkArchives(
       if (e.name === CPIO_TRAILER) break;
     }
     if (out.length) yield out;
-    if (topLevel) {
-      const zeros = await r.takeZeros();
+    // The NUL padding after the trailer: copied as it is, unless the archive changed length and was
+    // padded to 512-byte blocks (GNU cpio's block size, which unmkinitramfs relies on): then re-padded.
+    const archiveIn = r.offset - archiveStart;
+    const zeros = await r.takeZeros();
+    const zeroBytes = zeros.reduce((n, z) => n + z.length, 0);
+    if (archiveOut === archiveIn || archiveOut === 0 || (archiveIn + zeroBytes) % 512 !== 0) {
       if (zeros.length) yield zeros;
-      return;
+    } else {
+      const pad = (512 - (archiveOut % 512)) % 512;
+      if (pad) yield [Buffer.alloc(pad)];
     }
+    if (topLevel) return;
   }
   throw new UlfsError('LIMIT_EXCEEDED', `over ${MAX_ARCHIVES} cpio archives`);
 }
