@@ -52,3 +52,17 @@ export { prune, type PruneReport, type PruneOptions } from './prune/prune.js';
 export { planPrune, summarizePlan, type PrunePlan } from './prune/plan.js';
 export { applyPlan, type ApplyResult } from './prune/apply.js';
 export { discover, pickFilesystem, type Discovery, type FsEntry, type KernelInfo, type InitramfsInfo } from './prune/discover.js';
+export {
+  filterInitramfs,
+  listInitramfs,
+  sniffCompression,
+  type FilterOptions,
+  type FilterReport,
+  type FilterSegmentReport,
+  type ListOptions,
+  type SegmentInfo,
+  type CpioEntryInfo,
+  type Decision,
+  type Compression,
+  type OutputCompression,
+} from './initramfs/index.js';
