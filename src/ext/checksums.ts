@@ -20,7 +20,7 @@
  *
  * All functions return unsigned 32-bit values (or 16-bit where the recipe truncates).
  */
-import { crc32cRaw, crc32cU32 } from '../binary/crc32c.js';
+import { crc32cRaw } from '../binary/crc32c.js';
 import { crc16 } from '../binary/crc16.js';
 import { le16, le32, setLe16, setLe32 } from '../binary/bytes.js';
 
@@ -73,9 +73,13 @@ export function fsSeed(sbRaw: Uint8Array): number {
   return crc32cRaw(ONES, sbRaw, SB_UUID, SB_UUID + 16);
 }
 
+const SCRATCH8 = new Uint8Array(8);
+
 /** The per-inode seed Si(ino) used for inodes, directory blocks and extent blocks. */
 export function inodeSeed(seed: number, ino: number, generation: number): number {
-  return crc32cU32(crc32cU32(seed, ino), generation);
+  setLe32(SCRATCH8, 0, ino);
+  setLe32(SCRATCH8, 4, generation);
+  return crc32cRaw(seed, SCRATCH8, 0, 8);
 }
 
 // ---- superblock ----
@@ -99,7 +103,8 @@ export function setSuperblockCsum(sbRaw: Uint8Array): void {
 export function groupDescCsum(sbRaw: Uint8Array, seed: number, group: number, desc: Uint8Array): number {
   const size = desc.length;
   if (hasMetadataCsum(sbRaw)) {
-    let c = crc32cU32(seed, group);
+    setLe32(SCRATCH8, 0, group);
+    let c = crc32cRaw(seed, SCRATCH8, 0, 4);
     c = crc32cRaw(c, desc, 0, BG_CHECKSUM);
     c = crc32cRaw(c, ZERO4, 0, 2);
     if (size > BG_CHECKSUM + 2) c = crc32cRaw(c, desc, BG_CHECKSUM + 2, size);

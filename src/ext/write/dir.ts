@@ -13,14 +13,13 @@
  */
 import { le16, le32, setLe16, setLe32 } from '../../binary/bytes.js';
 import { UlfsError, hex } from '../../errors.js';
-import { hasDirTail, setDirLeafCsum } from '../checksums.js';
+import { hasDirTail } from '../checksums.js';
 import {
   fileType,
   flags,
   FL_ENCRYPT,
   FL_INLINE_DATA,
   FL_CASEFOLD,
-  generation,
   hasBlockMap,
   I_BLOCK,
   inodeSize,
@@ -47,6 +46,7 @@ export interface DirIndex {
 }
 
 const MAX_SYMLINK_HOPS = 40;
+const ASCII = /^[\x00-\x7f]*$/;
 const MAX_PATH_COMPONENTS = 4096;
 
 function recLenFromDisk(v: number, bs: number): number {
@@ -75,13 +75,14 @@ export interface RawEntry {
 
 /** Every entry of one directory block (live and deleted), validated. */
 export function parseDirBlock(
-  b: Uint8Array,
+  block: Uint8Array,
   bs: number,
   filetype: boolean,
   dirIno: number,
   blockNr: number,
 ): RawEntry[] {
   const out: RawEntry[] = [];
+  const b = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
   let off = 0;
   // bounded: each step advances by rec_len >= 8
   while (off < bs) {
@@ -98,7 +99,7 @@ export function parseDirBlock(
       ino,
       recLen,
       nameLen,
-      name: Buffer.from(b.buffer, b.byteOffset + off + 8, nameLen).toString('latin1'),
+      name: b.toString('latin1', off + 8, off + 8 + nameLen),
     });
     off += recLen;
   }
@@ -181,9 +182,8 @@ export function removeEntry(vol: Volume, dir: DirIndex, name: string): DirSlot {
     setLe32(b, slot.off, 0);
     b.fill(0, slot.off + 6, slot.off + recLen);
   }
-  if (vol.geo.metadataCsum && hasDirTail(b)) {
-    setDirLeafCsum(vol.geo.seed, dir.ino, generation(vol.inode(dir.ino)), b);
-  }
+  // the leaf checksum is recomputed once at flush, however many entries the batch removes
+  if (vol.geo.metadataCsum && hasDirTail(b)) vol.dirtyDirLeaf(slot.block, dir.ino);
   vol.markDirty(slot.block, 'dir');
   dir.entries.delete(name);
   return slot;
@@ -213,6 +213,8 @@ export class Namespace {
   readonly dirs = new Map<number, DirIndex>();
   /** For directories met during resolution: where their entry lives. */
   readonly parentOf = new Map<number, { parent: number; name: string }>();
+  /** Directory path -> inode, for batches of paths in the same directories. */
+  private readonly dirCache = new Map<string, number>();
 
   constructor(readonly vol: Volume) {}
 
@@ -230,6 +232,34 @@ export class Namespace {
    * the directory holding its entry and the entry name. `followLast` follows a final symlink.
    */
   resolve(path: string, followLast = false): { ino: number; parent: number; name: string } {
+    // batch fast path: the parent directory of many paths is the same; resolve it once
+    const slash = path.lastIndexOf('/');
+    const base = path.slice(slash + 1);
+    if (slash > 0 && base !== '' && base !== '.' && base !== '..' && ASCII.test(base)) {
+      const dirPath = path.slice(0, slash);
+      let dirIno = this.dirCache.get(dirPath);
+      if (dirIno === undefined) {
+        dirIno = this.resolveSlow(dirPath, true).ino;
+        this.dirCache.set(dirPath, dirIno);
+      }
+      const d = this.dirs.get(dirIno) ?? this.dir(dirIno);
+      const slot = d.entries.get(base);
+      if (slot && (!followLast || fileType(this.vol.inode(slot.ino)) !== S_IFLNK)) {
+        if (!this.parentOf.has(slot.ino) && fileType(this.vol.inode(slot.ino)) === S_IFDIR) {
+          this.parentOf.set(slot.ino, { parent: dirIno, name: base });
+        }
+        return { ino: slot.ino, parent: dirIno, name: base };
+      }
+    }
+    return this.resolveSlow(path, followLast);
+  }
+
+  /** Forgets cached directory paths (after a directory is removed). */
+  forgetPaths(): void {
+    this.dirCache.clear();
+  }
+
+  private resolveSlow(path: string, followLast: boolean): { ino: number; parent: number; name: string } {
     let hops = 0;
     const stack = path.split('/').filter((c) => c !== '' && c !== '.');
     if (stack.length > MAX_PATH_COMPONENTS)
@@ -250,7 +280,8 @@ export class Namespace {
         cur = d.parent || 2;
         continue;
       }
-      const key = Buffer.from(comp, 'utf8').toString('latin1');
+      // names are stored as bytes; the index keys are those bytes as latin1 (ASCII is unchanged)
+      const key = ASCII.test(comp) ? comp : Buffer.from(comp, 'utf8').toString('latin1');
       const slot = d.entries.get(key);
       if (!slot) throw new UlfsError('EXT_NOT_FOUND', `${path}: no such file or directory`, { path });
       const raw = this.vol.inode(slot.ino);

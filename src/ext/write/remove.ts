@@ -122,7 +122,7 @@ export class Remover {
     let freed = 0;
     if (hasBlockMap(raw, vol.bs, vol.geo.hugeFile)) {
       const map = mapInode(vol, ino, raw);
-      for (const r of map.runs) for (let k = 0; k < r.length; k++) vol.freeBlock(r.physical + k);
+      for (const r of map.runs) vol.freeRun(r.physical, r.length);
       for (const b of map.treeBlocks) vol.freeBlock(b);
       freed += map.runs.reduce((s, r) => s + r.length, 0) + map.treeBlocks.length;
     }
@@ -222,6 +222,7 @@ export class Remover {
     setLe16(raw, I_LINKS_COUNT, 0);
     this.freeInodeAndBlocks(slot.ino);
     this.ns.dirs.delete(slot.ino);
+    this.ns.forgetPaths();
     this.touched.delete(slot.ino);
     this.report.removedDirs++;
   }
@@ -273,39 +274,55 @@ export class Remover {
 
   /** Removes every touched directory left empty, then their parents when they become empty. */
   pruneEmpty(): void {
+    const depthMemo = new Map<number, number>([[ROOT_INO, 0]]);
     const depthOf = (ino: number): number => {
-      let d = 0;
-      for (let cur = ino; cur !== ROOT_INO && d < MAX_TREE_DEPTH; d++) {
+      const chain: number[] = [];
+      let cur = ino;
+      let d = -1;
+      // bounded walk up the recorded parents
+      for (let i = 0; i < MAX_TREE_DEPTH; i++) {
+        const m = depthMemo.get(cur);
+        if (m !== undefined) {
+          d = m;
+          break;
+        }
         const p = this.ns.parentOf.get(cur);
-        if (!p) return -1;
+        if (!p) break;
+        chain.push(cur);
         cur = p.parent;
       }
-      return d;
+      if (d < 0) return -1;
+      for (let i = chain.length - 1; i >= 0; i--) depthMemo.set(chain[i]!, ++d);
+      return depthMemo.get(ino)!;
     };
-    // bounded: each iteration removes a directory or drops a candidate
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      let best = -1;
-      let bestDepth = -1;
-      for (const ino of this.touched) {
-        const d = depthOf(ino);
-        if (d > bestDepth) {
-          best = ino;
-          bestDepth = d;
-        }
+    const buckets: number[][] = [];
+    const enqueue = (ino: number): void => {
+      const d = depthOf(ino);
+      if (d <= 0) return;
+      (buckets[d] ??= []).push(ino);
+    };
+    for (const ino of this.touched) enqueue(ino);
+    this.touched.clear();
+    for (let d = buckets.length - 1; d >= 1; d--) {
+      const list = buckets[d] ?? [];
+      const seen = new Set<number>();
+      for (const best of list) {
+        if (seen.has(best)) continue;
+        seen.add(best);
+        if (best < this.vol.geo.firstIno || best === this.vol.geo.lpfIno) continue;
+        const idx = this.ns.dir(best);
+        if (idx.entries.size > 0) continue;
+        const p = this.ns.parentOf.get(best)!;
+        if (p.parent === ROOT_INO && p.name === LOST_FOUND) continue;
+        const parent = this.ns.dir(p.parent);
+        if (parent.entries.get(p.name)?.ino !== best) continue;
+        const f = flags(this.vol.inode(best));
+        if (f & (FL_IMMUTABLE | FL_APPEND)) continue;
+        this.rmdir(parent, p.name, `<dir ${best}>`);
+        this.touched.delete(p.parent);
+        enqueue(p.parent);
       }
-      if (best < 0) return;
-      this.touched.delete(best);
-      if (best === ROOT_INO || bestDepth <= 0) continue;
-      if (best < this.vol.geo.firstIno || best === this.vol.geo.lpfIno) continue;
-      const idx = this.ns.dir(best);
-      if (idx.entries.size > 0) continue;
-      const p = this.ns.parentOf.get(best)!;
-      if (p.parent === ROOT_INO && p.name === LOST_FOUND) continue;
-      const parent = this.ns.dir(p.parent);
-      if (parent.entries.get(p.name)?.ino !== best) continue;
-      const f = flags(this.vol.inode(best));
-      if (f & (FL_IMMUTABLE | FL_APPEND)) continue;
-      this.rmdir(parent, p.name, `<dir ${best}>`);
     }
+    this.touched.clear();
   }
 }

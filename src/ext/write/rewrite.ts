@@ -164,12 +164,12 @@ function truncateExtents(vol: Volume, ino: number, raw: Buffer, map: FileMap, nB
   const kept: Run[] = [];
   for (const r of map.runs) {
     if (r.logical >= nBlocks) {
-      for (let k = 0; k < r.length; k++) vol.freeBlock(r.physical + k);
+      vol.freeRun(r.physical, r.length);
       freed += r.length;
       changed = true;
     } else if (r.logical + r.length > nBlocks) {
       const keep = nBlocks - r.logical;
-      for (let k = keep; k < r.length; k++) vol.freeBlock(r.physical + k);
+      vol.freeRun(r.physical + keep, r.length - keep);
       freed += r.length - keep;
       kept.push({ ...r, length: keep });
       changed = true;

@@ -19,8 +19,10 @@ import {
   inodeBitmapCsum,
   setBitmapCsum,
   setGroupDescCsum,
+  setDirLeafCsum,
   setInodeCsum,
   setSuperblockCsum,
+  I_GENERATION,
 } from '../checksums.js';
 import {
   clearBit,
@@ -50,6 +52,7 @@ import {
 
 export const SB_OFFSET = 1024;
 export const SB_SIZE = 1024;
+const ITABLE_READAHEAD = 16;
 
 /** Flush order: lower first. */
 export type BlockClass = 'data' | 'dir' | 'inode' | 'tree' | 'bitmap';
@@ -74,6 +77,8 @@ export class Volume {
   private readonly dirtyIbm = new Set<number>();
   private readonly dirtyGroups = new Set<number>();
   private readonly dirtyInodes = new Set<number>();
+  /** Directory leaf blocks to re-checksum at flush: block -> owning directory inode. */
+  private readonly dirLeaves = new Map<number, number>();
   /** File data staged for the first flush phase: [first block, bytes (whole blocks)]. */
   private readonly dataWrites: [number, Buffer][] = [];
 
@@ -157,6 +162,11 @@ export class Volume {
     return this.dirty.size > 0 || this.dirtyGroups.size > 0 || this.dataWrites.length > 0;
   }
 
+  /** Marks a directory leaf block (with a checksum tail) for re-checksumming at flush. */
+  dirtyDirLeaf(block: number, dirIno: number): void {
+    this.dirLeaves.set(block, dirIno);
+  }
+
   /** Stages file data (whole blocks from `first`), written before any metadata at flush. */
   stageData(first: number, data: Buffer): void {
     const n = data.length / this.geo.bs;
@@ -185,7 +195,21 @@ export class Volume {
   /** The inode's raw bytes, a live view into the cached inode-table block. */
   inode(ino: number): Buffer {
     const { block, offset } = this.inodeLocation(ino);
+    if (!this.cache.has(block)) this.readAheadItable(ino, block);
     return this.block(block, 'inode table block').subarray(offset, offset + this.geo.inodeSize);
+  }
+
+  /** Reads up to 16 inode-table blocks from `block` in one call (neighbouring inodes come next). */
+  private readAheadItable(ino: number, block: number): void {
+    const g = Math.floor((ino - 1) / this.geo.ipg);
+    const tableEnd = this.locs[g]!.inodeTable + this.geo.itableBlocks;
+    let n = 1;
+    while (n < ITABLE_READAHEAD && block + n < tableEnd && !this.cache.has(block + n)) n++;
+    this.checkBlock(block, 'inode table block');
+    this.checkBlock(block + n - 1, 'inode table block');
+    const bs = this.geo.bs;
+    const buf = this.dev.read(block * bs, n * bs);
+    for (let i = 0; i < n; i++) this.cache.set(block + i, buf.subarray(i * bs, (i + 1) * bs));
   }
 
   /** Schedules the inode's table block; its checksum is recomputed at flush. */
@@ -228,35 +252,58 @@ export class Volume {
 
   /** Frees one block (ext2fs_block_alloc_stats2(-1)): the bit must be set. */
   freeBlock(b: number): void {
-    this.checkBlock(b, 'freed block');
-    const g = this.groupOfBlock(b);
-    const bm = this.blockBitmap(g);
-    const bit = b - this.geo.firstDataBlock - g * this.geo.bpg;
-    if (!testBit(bm, bit)) {
-      throw new UlfsError(
-        'EXT_BITMAP_MISMATCH',
-        `block ${hex(b)} is in use by an inode but free in the bitmap of group ${g}`,
-        {
-          block: b,
-          group: g,
-        },
+    this.freeRun(b, 1);
+  }
+
+  /**
+   * Frees blocks [start, start+count) (split at group boundaries): every bit must be set. One counter
+   * update per group touched, however many blocks.
+   */
+  freeRun(start: number, count: number): void {
+    if (count <= 0) return;
+    this.checkBlock(start, 'freed block');
+    this.checkBlock(start + count - 1, 'freed block');
+    const geo = this.geo;
+    let b = start;
+    const end = start + count;
+    // bounded: each pass consumes at least one block
+    while (b < end) {
+      const g = this.groupOfBlock(b);
+      const groupEnd = geo.firstDataBlock + (g + 1) * geo.bpg;
+      const n = Math.min(end, groupEnd) - b;
+      const bm = this.blockBitmap(g);
+      const bit0 = b - geo.firstDataBlock - g * geo.bpg;
+      for (let i = bit0; i < bit0 + n; i++) {
+        const byte = bm[i >>> 3]!;
+        const mask = 1 << (i & 7);
+        if (!(byte & mask)) {
+          throw new UlfsError(
+            'EXT_BITMAP_MISMATCH',
+            `block ${hex(b + i - bit0)} is in use by an inode but free in the bitmap of group ${g}`,
+            {
+              block: b + i - bit0,
+              group: g,
+            },
+          );
+        }
+        bm[i >>> 3] = byte & ~mask;
+      }
+      const d = this.desc(g);
+      this.setDescCount(
+        d,
+        BG_FREE_BLOCKS_COUNT_LO,
+        BG_FREE_BLOCKS_COUNT_HI,
+        this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) + n,
       );
+      if (geo.gdtCsum && le16(d, BG_FLAGS) & BG_BLOCK_UNINIT) {
+        // the synthesized bitmap becomes real: it must be written and the flag cleared
+        setLe16(d, BG_FLAGS, le16(d, BG_FLAGS) & ~BG_BLOCK_UNINIT);
+        this.locs[g]!.flags &= ~BG_BLOCK_UNINIT;
+      }
+      this.dirtyBbm.add(g);
+      this.dirtyGroups.add(g);
+      b += n;
     }
-    clearBit(bm, bit);
-    const d = this.desc(g);
-    this.setDescCount(
-      d,
-      BG_FREE_BLOCKS_COUNT_LO,
-      BG_FREE_BLOCKS_COUNT_HI,
-      this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) + 1,
-    );
-    if (le16(d, BG_FLAGS) & BG_BLOCK_UNINIT && this.geo.gdtCsum) {
-      // the synthesized bitmap becomes real: it must be written and the flag cleared
-      setLe16(d, BG_FLAGS, le16(d, BG_FLAGS) & ~BG_BLOCK_UNINIT);
-      this.locs[g]!.flags &= ~BG_BLOCK_UNINIT;
-    }
-    this.dirtyBbm.add(g);
-    this.dirtyGroups.add(g);
   }
 
   /** Frees one inode (ext2fs_inode_alloc_stats2(-1)). Does not touch itable_unused or INODE_UNINIT. */
@@ -302,8 +349,13 @@ export class Volume {
     const geo = this.geo;
     const stats: FlushStats = { blocksWritten: 0, writes: 0 };
     if (!this.hasPendingWrites()) return stats;
-    if (geo.metadataCsum)
+    if (geo.metadataCsum) {
+      // leaf checksums first (they read the directory inode's generation), then the inodes
+      for (const [blk, dirIno] of this.dirLeaves) {
+        setDirLeafCsum(geo.seed, dirIno, le32(this.inode(dirIno), I_GENERATION), this.block(blk));
+      }
       for (const ino of this.dirtyInodes) setInodeCsum(geo.seed, ino, this.inode(ino), geo.inodeSize);
+    }
     // bitmaps: copy into the cached bitmap blocks, checksum into the descriptors
     for (const g of this.dirtyBbm) {
       const bm = this.bbm.get(g)!;
@@ -359,6 +411,7 @@ export class Volume {
     this.dirtyIbm.clear();
     this.dirtyGroups.clear();
     this.dirtyInodes.clear();
+    this.dirLeaves.clear();
     return stats;
   }
 
