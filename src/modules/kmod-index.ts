@@ -174,16 +174,77 @@ export class IndexBuilder {
 
   /** Serialises the trie the way depmod does ('post' = kmod <= 33, 'pre' = kmod >= 34). */
   encode(order: IndexWriteOrder = 'post'): Buffer {
+    if (order === 'post') return encodePost(this.root);
     const total = measure(this.root);
     const out = Buffer.alloc(INDEX_HEADER_SIZE + total);
     setBe32(out, OFF_MAGIC, INDEX_MAGIC);
     setBe32(out, OFF_VERSION, INDEX_VERSION);
-    if (order === 'post') placePost(this.root, INDEX_HEADER_SIZE);
-    else placePre(this.root, INDEX_HEADER_SIZE);
+    placePre(this.root, INDEX_HEADER_SIZE);
     setBe32(out, OFF_ROOT, ref(this.root));
     writeNodes(this.root, out);
     return out;
   }
+}
+
+/**
+ * Post-order in one pass, as depmod does it: each child is written before its parent, so the
+ * parent's child table already knows the offsets. Writes into a buffer that doubles when full.
+ */
+function encodePost(root: TrieNode): Buffer {
+  let out = Buffer.alloc(4096);
+  let at = INDEX_HEADER_SIZE;
+  const room = (n: number): void => {
+    if (at + n <= out.length) return;
+    let size = out.length * 2;
+    while (size < at + n) size *= 2;
+    const bigger = Buffer.alloc(size);
+    out.copy(bigger, 0, 0, at);
+    out = bigger;
+  };
+  const write = (n: TrieNode): number => {
+    let childRefs: number[] | null = null;
+    if (n.children) {
+      childRefs = new Array<number>(n.children.length);
+      for (let i = 0; i < n.children.length; i++) childRefs[i] = write(n.children[i]!);
+    }
+    const offset = at;
+    let r = offset;
+    if (n.prefix.length) {
+      room(n.prefix.length + 1);
+      at = putAscii(out, at, n.prefix);
+      r |= NODE_PREFIX;
+    }
+    if (n.chars) {
+      const chars = n.chars;
+      const first = chars[0]!;
+      const span = chars[chars.length - 1]! - first + 1;
+      room(2 + 4 * span);
+      out[at++] = first;
+      out[at++] = first + span - 1;
+      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
+      for (let i = 0; i < chars.length; i++) setBe32(out, at + 4 * (chars[i]! - first), childRefs![i]!);
+      at += 4 * span;
+      r |= NODE_CHILDS;
+    }
+    if (n.values) {
+      room(4);
+      setBe32(out, at, n.values.length);
+      at += 4;
+      for (const v of n.values) {
+        room(5 + v.value.length);
+        setBe32(out, at, v.priority);
+        at = putAscii(out, at + 4, v.value);
+      }
+      r |= NODE_VALUES;
+    }
+    return r >>> 0;
+  };
+  const rootRef = write(root);
+  const file = out.subarray(0, at);
+  setBe32(file, OFF_MAGIC, INDEX_MAGIC);
+  setBe32(file, OFF_VERSION, INDEX_VERSION);
+  setBe32(file, OFF_ROOT, rootRef);
+  return Buffer.from(file);
 }
 
 function ref(n: TrieNode): number {
@@ -209,12 +270,6 @@ function measure(n: TrieNode): number {
   n.size = size;
   n.total = size + total;
   return n.total;
-}
-
-function placePost(n: TrieNode, at: number): number {
-  if (n.children) for (const k of n.children) at = placePost(k, at);
-  n.offset = at;
-  return at + n.size;
 }
 
 function placePre(n: TrieNode, at: number): number {
