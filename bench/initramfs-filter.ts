@@ -37,6 +37,7 @@ for (const c of which as ('gzip' | 'zstd')[]) {
     // Ours.
     const outOurs = path.join(work, 'ours.img');
     let t = performance.now();
+    const cpu0 = process.cpuUsage();
     const { output, done } = filterInitramfs(fs.createReadStream(file, { highWaterMark: 1 << 20 }), {
       decide: (e) => (e.name.endsWith('.ko') && !keep.has(e.name) ? 'drop' : 'keep'),
       level: c === 'gzip' ? 9 : zstdLevel,
@@ -44,6 +45,8 @@ for (const c of which as ('gzip' | 'zstd')[]) {
     await pipeline(output, fs.createWriteStream(outOurs));
     const rep = await done;
     const ours = (performance.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const oursCpu = (cpu.user + cpu.system) / 1e6;
 
     // Native.
     const dir = path.join(work, 'x');
@@ -54,14 +57,20 @@ for (const c of which as ('gzip' | 'zstd')[]) {
     const dec = c === 'gzip' ? 'gzip -dc' : 'zstd -dc -q';
     const enc = c === 'gzip' ? 'gzip -9 -n' : `zstd -q -${zstdLevel}`;
     t = performance.now();
-    execFileSync(
-      'sh',
+    // bash's `time` reports the user+sys CPU seconds of the whole pipeline on stderr.
+    const timed = execFileSync(
+      'bash',
       [
         '-c',
-        `${dec} "${file}" | (cd "${dir}" && cpio -idm --quiet) && (cd "${dir}" && xargs -0 rm -f < "${listFile}" && find . -type d -empty -delete; find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | ${enc} > "${outNative}")`,
+        `TIMEFORMAT='%U %S'; time ( ${dec} "${file}" | (cd "${dir}" && cpio -idm --quiet) && (cd "${dir}" && xargs -0 rm -f < "${listFile}" && find . -type d -empty -delete; find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | ${enc} > "${outNative}") ) 2>&1 >/dev/null`,
       ],
-      { env: TOOL_ENV, stdio: 'inherit' },
+      { env: TOOL_ENV, encoding: 'utf8' },
     );
+    const nativeCpu = timed
+      .trim()
+      .split(/\s+/)
+      .slice(-2)
+      .reduce((a, b) => a + Number(b), 0);
     const native = (performance.now() - t) / 1000;
     console.log(
       JSON.stringify({
@@ -78,6 +87,9 @@ for (const c of which as ('gzip' | 'zstd')[]) {
         nativeSeconds: +native.toFixed(2),
         nativeBytes: fs.statSync(outNative).size,
         ratio: +(ours / native).toFixed(3),
+        oursCpuSeconds: +oursCpu.toFixed(2),
+        nativeCpuSeconds: +nativeCpu.toFixed(2),
+        loadAverage: os.loadavg()[0],
       }),
     );
   } finally {
