@@ -51,6 +51,9 @@ export function matrixSuite(indexes: number[]): void {
         // The fixture really exercised what it claims to.
         expect(ours.size).toBeGreaterThan(400);
         expect(ours.get('/links/slow')!.content!.length).toBeGreaterThan(60);
+        // Tree blocks were compared too (debugfs ETB / IND / DIND / TIND entries).
+        expect(ours.get('/sparse/depth2')!.meta!.split(',').length).toBeGreaterThanOrEqual(4);
+        if (wantsTind(o)) expect(ours.get('/sparse/at70M')!.meta!.split(',').length).toBe(3);
         const d2 = x.readInode(x.lookup('/sparse/depth2'));
         if (o.fsType === 'ext4') expect(d2.block.readUInt16LE(6)).toBe(2); // extent tree depth
         if (wantsTind(o)) {

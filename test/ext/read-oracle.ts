@@ -17,6 +17,43 @@ export interface NodeInfo {
   links: number;
   /** Symlink target, or sha256 of a regular file's contents. */
   content?: string;
+  /** Data runs "logical:physical+length" (contiguous runs merged), for inodes with a block map. */
+  map?: string;
+  /** Extent tree / indirect blocks, sorted. */
+  meta?: string;
+}
+
+/** Merges contiguous runs and prints them; shared by both sides so only the facts differ. */
+function runsText(runs: [number, number, number][]): string {
+  const out: [number, number, number][] = [];
+  for (const r of [...runs].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[2] === r[0] && last[1] + last[2] === r[1]) last[2] += r[2];
+    else out.push([...r]);
+  }
+  return out.map(([l, p, n]) => `${l}:${p}+${n}`).join(',');
+}
+
+/** Block lists from debugfs `stat`: "(ETB0):7256, (0-11):1234-1245, (IND):1246, ..." */
+function statBlocks(body: string): { map: string; meta: string } | null {
+  const sect = /^(?:EXTENTS|BLOCKS):\n([\s\S]*?)(?:\nTOTAL: \d+)?\n*$/m.exec(body);
+  if (!sect) return null;
+  const runs: [number, number, number][] = [];
+  const meta: number[] = [];
+  for (const m of sect[1]!.matchAll(
+    /\((ETB\d+|IND|DIND|TIND|\d+(?:-\d+)?)\)(\[[^\]]*\])?:(\d+)(?:-(\d+))?/g,
+  )) {
+    const [, key, flag, p0, p1] = m;
+    if (/^\d/.test(key!)) {
+      const [l0, l1] = key!.split('-').map(Number) as [number, number | undefined];
+      const len = (l1 ?? l0) - l0 + 1;
+      if (p1 !== undefined && Number(p1) - Number(p0) + 1 !== len) throw new Error(`odd run ${m[0]}`);
+      if (!flag) runs.push([l0, Number(p0), len]);
+    } else {
+      meta.push(Number(p0));
+    }
+  }
+  return { map: runsText(runs), meta: meta.sort((a, b) => a - b).join(',') };
 }
 
 const sha = (b: Buffer | Iterable<Buffer>): string => {
@@ -96,6 +133,11 @@ export function debugfsTree(spec: string, dumpDir: string): Map<string, NodeInfo
   for (const [p, n] of out) {
     const body = st.get(`stat <${n.ino}>`) ?? '';
     n.links = Number(/Links: (\d+)/.exec(body)?.[1] ?? -1);
+    const blocks = statBlocks(body);
+    if (blocks && (blocks.map || blocks.meta)) {
+      n.map = blocks.map;
+      n.meta = blocks.meta;
+    }
     if (n.size === -1) n.size = Number(/Size: (\d+)/.exec(body)?.[1] ?? -1);
     const t = n.mode & 0xf000;
     const local = path.join(dumpDir, p);
@@ -130,6 +172,12 @@ export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
     if (s.type === 'file') n.content = sha(x.fileChunks(e.ino));
     else if (s.type === 'symlink') n.content = x.readlink(e.ino);
     if (e.path === '/') n.mode = 0;
+    const ino = x.readInode(e.ino);
+    const m = x.mapping(ino);
+    if (m.extents.length || m.metaBlocks.length) {
+      n.map = runsText(m.extents.filter((r) => !r.unwritten).map((r) => [r.logical, r.physical, r.length]));
+      n.meta = [...m.metaBlocks].sort((a, b) => a - b).join(',');
+    }
     out.set(e.path, n);
   }
   return out;
@@ -137,14 +185,16 @@ export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
 
 export { sha };
 
+const canon = (n: NodeInfo): string =>
+  JSON.stringify(Object.fromEntries(Object.entries(n).sort(([a], [b]) => a.localeCompare(b))));
+
 /** Differences between two trees, as readable lines (empty when equal). */
 export function treeDiff(ours: Map<string, NodeInfo>, want: Map<string, NodeInfo>): string[] {
   const out: string[] = [];
   for (const [p, w] of want) {
     const o = ours.get(p);
     if (!o) out.push(`missing ${p}`);
-    else if (JSON.stringify(o) !== JSON.stringify(w))
-      out.push(`${p}: ours ${JSON.stringify(o)} debugfs ${JSON.stringify(w)}`);
+    else if (canon(o) !== canon(w)) out.push(`${p}: ours ${canon(o)} debugfs ${canon(w)}`);
   }
   for (const p of ours.keys()) if (!want.has(p)) out.push(`extra ${p}`);
   return out.slice(0, 20);
