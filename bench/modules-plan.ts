@@ -4,6 +4,9 @@
  * Checks that our index files equal depmod's, byte for byte.
  *
  *   npx tsx bench/modules-plan.ts [cloud|full] [runs]
+ * CPU figures under tsx include its loader thread; for clean ones bundle first:
+ *   npx esbuild bench/modules-plan.ts --bundle --platform=node --format=esm --outfile=/tmp/mp.mjs && node /tmp/mp.mjs full 5
+ * "warm" runs get a freshly loaded tree each time (JIT warm, data cold), "cold" is the first run.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
