@@ -51,7 +51,14 @@ export {
 export { prune, type PruneReport, type PruneOptions } from './prune/prune.js';
 export { planPrune, summarizePlan, type PrunePlan } from './prune/plan.js';
 export { applyPlan, type ApplyResult } from './prune/apply.js';
-export { discover, pickFilesystem, type Discovery, type FsEntry, type KernelInfo, type InitramfsInfo } from './prune/discover.js';
+export {
+  discover,
+  pickFilesystem,
+  type Discovery,
+  type FsEntry,
+  type KernelInfo,
+  type InitramfsInfo,
+} from './prune/discover.js';
 export {
   filterInitramfs,
   listInitramfs,
