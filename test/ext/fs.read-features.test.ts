@@ -161,6 +161,23 @@ describe('ExtFs features, against debugfs', () => {
     expect(x.journalState()).toEqual({ kind: 'external', needsRecovery: false, logEmpty: true, errno: 0 });
   });
 
+  it('unwritten (preallocated) extents read as zeros', () => {
+    const x = check('unwritten', { fsType: 'ext4', blockSize: 4096 }, (p) =>
+      debugfs(
+        p,
+        [`write ${path.join(src, '70bytes')} prealloc`, 'fallocate prealloc 1 9', 'sif prealloc size 40960'],
+        true,
+      ),
+    );
+    const ino = x.lookup('/prealloc');
+    const ex = x.mapFile(x.readInode(ino));
+    expect(ex.some((e) => e.unwritten)).toBe(true);
+    const data = x.readFile(ino);
+    expect(data.length).toBe(40960);
+    expect(data.subarray(0, 70).toString()).toBe('x'.repeat(70));
+    expect(data.subarray(4096).equals(Buffer.alloc(40960 - 4096))).toBe(true);
+  });
+
   it('needs_recovery is detected (debugfs: set the feature, and a live journal transaction)', () => {
     const img = makeExtImage(path.join(tmp, 'journal.img'), { fsType: 'ext4', blockSize: 4096, sizeMiB: 32 });
     let x = ExtFs.open(new FileDevice(img.path));

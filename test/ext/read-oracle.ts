@@ -24,31 +24,32 @@ export interface NodeInfo {
 }
 
 /** Merges contiguous runs and prints them; shared by both sides so only the facts differ. */
-function runsText(runs: [number, number, number][]): string {
-  const out: [number, number, number][] = [];
+function runsText(runs: [number, number, number, boolean][]): string {
+  const out: [number, number, number, boolean][] = [];
   for (const r of [...runs].sort((a, b) => a[0] - b[0])) {
     const last = out[out.length - 1];
-    if (last && last[0] + last[2] === r[0] && last[1] + last[2] === r[1]) last[2] += r[2];
+    if (last && last[3] === r[3] && last[0] + last[2] === r[0] && last[1] + last[2] === r[1]) last[2] += r[2];
     else out.push([...r]);
   }
-  return out.map(([l, p, n]) => `${l}:${p}+${n}`).join(',');
+  return out.map(([l, p, n, u]) => `${l}:${p}+${n}${u ? 'u' : ''}`).join(',');
 }
 
 /** Block lists from debugfs `stat`: "(ETB0):7256, (0-11):1234-1245, (IND):1246, ..." */
 function statBlocks(body: string): { map: string; meta: string } | null {
   const sect = /^(?:EXTENTS|BLOCKS):\n([\s\S]*?)(?:\nTOTAL: \d+)?\n*$/m.exec(body);
   if (!sect) return null;
-  const runs: [number, number, number][] = [];
+  const runs: [number, number, number, boolean][] = [];
   const meta: number[] = [];
+  // Entries: "(ETB0):7256", "(IND):99", "(0-11):1234-1245", "(1-9[u]):1173-1181" (unwritten).
   for (const m of sect[1]!.matchAll(
-    /\((ETB\d+|IND|DIND|TIND|\d+(?:-\d+)?)\)(\[[^\]]*\])?:(\d+)(?:-(\d+))?/g,
+    /\((ETB\d+|IND|DIND|TIND|\d+(?:-\d+)?)(\[[^\]]*\])?\):(\d+)(?:-(\d+))?/g,
   )) {
     const [, key, flag, p0, p1] = m;
     if (/^\d/.test(key!)) {
       const [l0, l1] = key!.split('-').map(Number) as [number, number | undefined];
       const len = (l1 ?? l0) - l0 + 1;
       if (p1 !== undefined && Number(p1) - Number(p0) + 1 !== len) throw new Error(`odd run ${m[0]}`);
-      if (!flag) runs.push([l0, Number(p0), len]);
+      runs.push([l0, Number(p0), len, flag === '[u]']);
     } else {
       meta.push(Number(p0));
     }
@@ -175,7 +176,7 @@ export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
     const ino = x.readInode(e.ino);
     const m = x.mapping(ino);
     if (m.extents.length || m.metaBlocks.length) {
-      n.map = runsText(m.extents.filter((r) => !r.unwritten).map((r) => [r.logical, r.physical, r.length]));
+      n.map = runsText(m.extents.map((r) => [r.logical, r.physical, r.length, r.unwritten]));
       n.meta = [...m.metaBlocks].sort((a, b) => a - b).join(',');
     }
     out.set(e.path, n);
