@@ -27,6 +27,21 @@ export {
   type GroupDesc,
 } from './ext/fs.js';
 export {
+  assertWritable,
+  removePaths,
+  rewriteFile,
+  rewriteFileFromChunks,
+  zeroFree,
+  checkFs,
+  type RemoveOptions,
+  type RemoveReport,
+  type RewriteReport,
+  type ZeroOptions,
+  type ZeroReport,
+  type CheckReport,
+  type CheckFinding,
+} from './ext/write/index.js';
+export {
   parseUsageList,
   mergeUsageLists,
   normalizeModuleName,
