@@ -178,6 +178,13 @@ describe('ExtFs features, against debugfs', () => {
     expect(data.subarray(4096).equals(Buffer.alloc(40960 - 4096))).toBe(true);
   });
 
+  it('revision 0 ext2 (no features: no file type in dirents, 16-bit name_len)', () => {
+    const x = check('rev0', { fsType: 'ext2', blockSize: 1024, mkfsArgs: ['-r', '0'] });
+    expect(x.sb.revLevel).toBe(0);
+    expect(x.usedFeatures()).toEqual([]);
+    expect(x.readDir(2).every((e) => e.fileType === 0)).toBe(true);
+  });
+
   it('needs_recovery is detected (debugfs: set the feature, and a live journal transaction)', () => {
     const img = makeExtImage(path.join(tmp, 'journal.img'), { fsType: 'ext4', blockSize: 4096, sizeMiB: 32 });
     let x = ExtFs.open(new FileDevice(img.path));
