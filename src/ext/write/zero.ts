@@ -68,6 +68,19 @@ class Zeroer {
     this.zero = Buffer.alloc(piece);
   }
 
+  /**
+   * Free blocks carry nothing worth an undo record: on a JournaledDevice the zeros go through
+   * writeUnlogged (which requires the metadata writes to be synced first).
+   */
+  private write(pos: number, data: Buffer): void {
+    const dev = this.vol.dev as {
+      writeUnlogged?: (pos: number, data: Uint8Array) => void;
+      write: (pos: number, data: Uint8Array) => void;
+    };
+    if (typeof dev.writeUnlogged === 'function') dev.writeUnlogged(pos, data);
+    else dev.write(pos, data);
+  }
+
   /** Zeroes blocks [first, first+count) that are not zero yet. Returns blocks written. */
   run(first: number, count: number): number {
     const { vol } = this;
@@ -96,7 +109,7 @@ class Zeroer {
           let j = k + 1;
           while (j < n && !view.subarray(j * bs, (j + 1) * bs).equals(zb)) j++;
           if (!this.opts.dryRun) {
-            dev.write((start + k) * bs, this.zero.subarray(0, (j - k) * bs));
+            this.write((start + k) * bs, this.zero.subarray(0, (j - k) * bs));
             this.report.bytesWritten += (j - k) * bs;
           }
           this.report.blocksZeroed += j - k;
