@@ -209,7 +209,7 @@ export class ExpansionGuard extends Transform {
 const ZSTD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { CompressStream } = require(workerData.lib);
-const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true, nbWorkers: workerData.threads });
+const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true, nbWorkers: workerData.threads, jobSize: workerData.threads > 1 ? 4 << 20 : undefined });
 cs.on('data', (d) => { const b = new Uint8Array(d); parentPort.postMessage({ t: 'out', b }, [b.buffer]); });
 cs.on('error', (e) => parentPort.postMessage({ t: 'err', m: String(e && e.message || e) }));
 cs.on('end', () => parentPort.postMessage({ t: 'end' }));
@@ -230,7 +230,8 @@ class ZstdWorkerCompressor extends Transform {
     if (this.worker) return this.worker;
     const w = new Worker(ZSTD_WORKER, {
       eval: true,
-      // libzstd's own threads (nbWorkers) use every core; this worker keeps its blocking calls off
+      // libzstd's own threads (nbWorkers, 4 MiB jobs so that a 20 MB archive splits) use every core;
+      // this worker keeps its blocking calls off
       // the main thread.
       workerData: {
         lib: require.resolve('zstd-napi'),
