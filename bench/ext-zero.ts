@@ -26,7 +26,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-bench-zero-'));
 try {
   const base = path.join(dir, 'base.img');
   fs.writeFileSync(base, '');
-  fs.truncateSync(base, 2048 << 20);
+  fs.truncateSync(base, 2048 * 1024 * 1024);
   sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', base]);
   // 1.5 GiB of garbage written as a file, then deleted: its blocks stay dirty and free
   const garbage = path.join(dir, 'garbage.bin');
@@ -62,7 +62,7 @@ try {
       const left = sh('zerofree', ['-n', '-v', a]);
       console.log(`ours: ${JSON.stringify(r)}`);
       console.log(
-        `zerofree -v: ${/(\d+\/\d+\/\d+)\s*$/.exec(out)?.[1]} ; zerofree -n -v on ours: ${/(\d+\/\d+\/\d+)\s*$/.exec(left)?.[1]}`,
+        `zerofree -v: ${/(\d+\/\d+\/\d+)/.exec(out)?.[1]} ; zerofree -n -v on ours: ${/(\d+\/\d+\/\d+)/.exec(left)?.[1]}`,
       );
     }
     fs.rmSync(a);
