@@ -10,7 +10,7 @@ import { isUlfsError, type ErrorCode } from '../../src/errors.js';
 import { ExtFs } from '../../src/ext/fs.js';
 import * as csum from '../../src/ext/checksums.js';
 import { MemoryDevice } from '../../src/image/blockdev.js';
-import { debugfs, makeExtImage, pseudoRandom } from '../fixtures/ext-images.js';
+import { debugfs, e2fsckClean, makeExtImage, pseudoRandom } from '../fixtures/ext-images.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-ext-read-err-'));
 const BS = 4096;
@@ -91,6 +91,18 @@ describe('ExtFs on damaged images', () => {
     expect(x.readFile(x.lookup('/d1/d2/f')).toString()).toBe('file in d2\n');
     const y = open(Buffer.from(baseExt3));
     expect(y.readFile(y.lookup('/small')).toString()).toBe('small\n');
+  });
+
+  it('the fixture helper e2fsckClean tells a clean image from a damaged one', () => {
+    expect(e2fsckClean(spec).ok).toBe(true);
+    const b = Buffer.from(base);
+    const ino = inodeOf('/small');
+    b[inodeAt(ino) + 0x10] = b[inodeAt(ino) + 0x10]! ^ 1; // bad inode checksum
+    const p = path.join(tmp, 'damaged.img');
+    fs.writeFileSync(p, b);
+    const r = e2fsckClean(p);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/checksum/i);
   });
 
   it('truncated image => IMAGE_TRUNCATED', () => {

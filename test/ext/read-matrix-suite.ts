@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExtFs } from '../../src/ext/fs.js';
 import { FileDevice, SliceDevice } from '../../src/image/blockdev.js';
-import { MATRIX, makeExtImage, makeRichTree, matrixName, type ExtImageOpts } from '../fixtures/ext-images.js';
+import {
+  MATRIX,
+  e2fsckClean,
+  makeExtImage,
+  makeRichTree,
+  matrixName,
+  type ExtImageOpts,
+} from '../fixtures/ext-images.js';
 import { debugfsTree, extFsTree, treeDiff } from './read-oracle.js';
 
 // The 70 MiB sparse file (triple-indirect with 1K block maps) only where it matters: 1K ext2/ext3.
@@ -38,6 +45,9 @@ export function matrixSuite(indexes: number[]): void {
         sizeMiB: 64,
         offset,
       });
+      // The fixture itself is a clean filesystem (and e2fsckClean, which other tests rely on, says so).
+      const fsck = e2fsckClean(img.spec);
+      expect(fsck, fsck.output).toMatchObject({ ok: true, exitCode: 0 });
       const oracle = debugfsTree(img.spec, path.join(tmp, `${o.name}.dump`));
       const file = new FileDevice(img.path);
       try {
