@@ -61,7 +61,7 @@ describe('refusals leave the image untouched', () => {
     const p = img('ext4');
     const data = path.join(dir, 'jdata');
     fs.writeFileSync(data, Buffer.alloc(3 * 4096, 0x33));
-    debugfs(p, ['jo -c', `jw -b 5000,5001,5002 ${data}`, 'jc'], true);
+    debugfs(p, ['jo -c', `jw -b 3000,3001,3002 ${data}`, 'jc'], true);
     expect(debugfs(p, ['stats'])).toMatch(/needs_recovery/);
     const r = refused(p, (d) => removePaths(d, ['/a']), 'EXT_JOURNAL_DIRTY');
     expect(r.message).toMatch(/e2fsck|shut it down cleanly/);
