@@ -55,7 +55,8 @@ import { MAX_SYMLINK_HOPS, SYMLINK_MAX, isFastSymlink } from './symlink.js';
 import { walkTree, type WalkEntry } from './walk.js';
 import { decodeInodeXattrs } from './xattr.js';
 
-export type { Extent } from './mapping.js';
+export type { Extent, Mapping } from './mapping.js';
+export type { WalkEntry } from './walk.js';
 export type { DirEntry } from './dirent.js';
 export type { Inode, Stat } from './inode.js';
 export type { Superblock } from './superblock.js';
