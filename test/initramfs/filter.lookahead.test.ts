@@ -1,0 +1,112 @@
+/**
+ * The filter's look-ahead in unusual archive orders: a surviving entry that turns up after its
+ * directory was removed (GNU cpio writes deferred hard links at the end), and a pending directory
+ * whose fate stays open longer than the hold queue allows. Archives are built with our encoder in
+ * orders GNU cpio can produce, and judged by GNU cpio -i.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  CPIO_TRAILER,
+  S_IFDIR,
+  S_IFREG,
+  encodeCpioHeader,
+  filterInitramfs,
+  listInitramfs,
+  pad4,
+  type CpioHeader,
+} from '../../src/initramfs/index.js';
+import { HOLD_BYTES } from '../../src/initramfs/filter.js';
+import { chunked, collect, extractWithCpio } from './util.js';
+
+function entry(name: string, kind: 'd' | 'f', data = Buffer.alloc(0), ino = 1, nlink = 1): Buffer {
+  const h: CpioHeader = {
+    format: 'newc',
+    ino,
+    mode: kind === 'd' ? S_IFDIR | 0o755 : S_IFREG | 0o644,
+    uid: 0,
+    gid: 0,
+    nlink: kind === 'd' ? 2 : nlink,
+    mtime: 0,
+    fileSize: data.length,
+    devMajor: 0,
+    devMinor: 0,
+    rdevMajor: 0,
+    rdevMinor: 0,
+    nameSize: 0,
+    check: 0,
+    lowerCase: false,
+  };
+  return Buffer.concat([
+    encodeCpioHeader(h, Buffer.from(name)),
+    data,
+    Buffer.alloc(pad4(data.length) - data.length),
+  ]);
+}
+const trailer = (): Buffer => entry(CPIO_TRAILER, 'f');
+
+describe('filter look-ahead', () => {
+  it('a removed directory is written again before a late surviving entry inside it', async () => {
+    const a = Buffer.concat([
+      entry('.', 'd'),
+      entry('a', 'd', undefined, 2),
+      entry('a/x.ko', 'f', Buffer.from('xx'), 3),
+      entry('b', 'd', undefined, 4),
+      entry('b/y', 'f', Buffer.from('y'), 5),
+      entry('a/late', 'f', Buffer.from('late'), 6), // out of order, like a deferred hard link
+      trailer(),
+    ]);
+    const { output, done } = filterInitramfs(chunked(a, 3), {
+      decide: (e) => (e.name.endsWith('.ko') ? 'drop' : 'keep'),
+    });
+    const out = await collect(output);
+    const rep = await done;
+    expect(rep.removed).toEqual(['a/x.ko']);
+    expect(rep.removedDirs).toEqual([]); // removed, then revived
+    const tree = extractWithCpio(out);
+    expect([...tree.keys()].sort()).toEqual(['a', 'a/late', 'b', 'b/y']);
+  });
+
+  it('newc hard links: dropping the data-carrying last link moves the data; nlink follows', async () => {
+    const data = Buffer.from('shared contents');
+    const a = Buffer.concat([
+      entry('d', 'd', undefined, 1),
+      entry('d/l1', 'f', Buffer.alloc(0), 7, 3),
+      entry('d/l2', 'f', Buffer.alloc(0), 7, 3),
+      entry('d/l3.ko', 'f', data, 7, 3),
+      trailer(),
+    ]);
+    const { output } = filterInitramfs(chunked(a, 1), {
+      decide: (e) => (e.name.endsWith('.ko') ? 'drop' : 'keep'),
+    });
+    const out = await collect(output);
+    const tree = extractWithCpio(out);
+    expect(tree.get('d/l1')!.size).toBe(data.length);
+    expect(tree.get('d/l2')!.sha).toBe(tree.get('d/l1')!.sha);
+    expect(tree.has('d/l3.ko')).toBe(false);
+    const { entries } = await listInitramfs(chunked(out, 64));
+    expect(entries.filter((e) => e.ino === 7).map((e) => [e.name, e.nlink, e.size])).toEqual([
+      ['d/l1', 2, 0],
+      ['d/l2', 2, data.length],
+    ]);
+  });
+
+  it('a pending directory is kept (not lost, not reordered) when the hold queue overflows', async () => {
+    const big = Buffer.alloc(HOLD_BYTES / 4, 0x61);
+    const parts = [entry('.', 'd'), entry('z', 'd', undefined, 2)];
+    // Entries that sort before "z/" and are not inside it keep "z" pending (find order, not sorted).
+    for (let i = 0; i < 6; i++) parts.push(entry(`m${i}`, 'f', big, 10 + i));
+    parts.push(entry('z/gone.ko', 'f', Buffer.from('k'), 30), trailer());
+    const a = Buffer.concat(parts);
+    const { output, done } = filterInitramfs(chunked(a, 65536), {
+      decide: (e) => (e.name.endsWith('.ko') ? 'drop' : 'keep'),
+    });
+    const out = await collect(output);
+    const rep = await done;
+    expect(rep.removed).toEqual(['z/gone.ko']);
+    expect(rep.removedDirs).toEqual([]); // settled as kept when the queue overflowed
+    const tree = extractWithCpio(out);
+    expect([...tree.keys()].sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'z']);
+    // Order kept: "z" still comes right after ".".
+    expect(out.indexOf('z\0')).toBeLessThan(out.indexOf('m0\0'));
+  });
+});
