@@ -101,6 +101,14 @@ const CASES = [
     extra: ['-g', '2048'],
     offset: 0,
   },
+  {
+    name: 'ext4 1K meta_bg (descriptor blocks spread over the groups)',
+    type: 'ext4' as const,
+    bs: 1024 as const,
+    features: 'meta_bg,^resize_inode,^64bit',
+    extra: ['-g', '1024'],
+    offset: 0,
+  },
 ];
 
 describe('zero-free vs zerofree', () => {
