@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { FileDevice } from '../../src/image/blockdev.js';
 import { removePaths, rewriteFile, zeroFree } from '../../src/ext/write/index.js';
 import { isUlfsError } from '../../src/errors.js';
-import { debugfs, inoOf, mkfs, sha256File, tmpDir } from './writer-fixtures.js';
+import { debugfs, inoOf, mkfs, sha256File, tmpDir, writeFragmented } from './writer-fixtures.js';
 
 let dir: string;
 let src: string;
@@ -118,6 +118,21 @@ describe('refusals leave the image untouched', () => {
     debugfs(p, ['sif /a flags 0x80010'], true);
     refused(p, (d) => removePaths(d, ['/a']), 'EXT_INODE_PROTECTED');
     refused(p, (d) => rewriteFile(d, inoOf(p, '/a'), Buffer.from('x')), 'EXT_INODE_PROTECTED');
+  });
+
+  it('rewrite refusals: data into a hole, a depth-2 extent rebuild', () => {
+    const src2 = path.join(dir, 'src2');
+    fs.mkdirSync(src2, { recursive: true });
+    writeFragmented(path.join(src2, 'deep'), 360, 1024, 3);
+    const p = mkfs(path.join(dir, 'deep.img'), { type: 'ext4', bs: 1024, src: src2, sizeMiB: 16 }).path;
+    const ino = inoOf(p, '/deep');
+    // block 1 is a hole: non-zero data there would need an allocation
+    const holey = Buffer.alloc(2 * 1024, 0x11);
+    expect(refused(p, (d) => rewriteFile(d, ino, holey), 'EXT_TOO_LARGE').message).toMatch(/hole/);
+    // keeping 350 extents needs 5 leaves of 84: more than a depth-1 tree holds
+    const keep = Buffer.alloc(699 * 1024);
+    for (let i = 0; i < 350; i++) keep.fill(1, 2 * i * 1024, (2 * i + 1) * 1024);
+    refused(p, (d) => rewriteFile(d, ino, keep), 'EXT_UNSUPPORTED');
   });
 
   it('a failing path anywhere in a batch writes nothing', () => {
