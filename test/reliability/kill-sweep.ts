@@ -56,22 +56,35 @@ export function killSweep(runs: number, seed: number): void {
   let expected: Map<string, string>;
   let runMs = 0;
   let logSeenMs = 0;
+  let logGoneMs = 0;
   beforeAll(async () => {
     expect(fs.existsSync(CLI_MAIN), `${CLI_MAIN} missing: run \`npm run build\``).toBe(true);
     dir = tempDir('ulfs-kill-');
-    const img = writeSample(path.join(dir, 'ref.img'));
-    // Calibration: how long a run takes, and when its undo log appears (the first image write is
-    // near); kills are drawn from a little before that to a little past the end, where it matters.
-    const t0 = performance.now();
-    let seen = 0;
-    const poll = setInterval(() => {
-      if (!seen && fs.existsSync(undoPath(img))) seen = performance.now() - t0;
-    }, 2);
-    const r = await runCliProcess(['prune', '--used', SAMPLE_USED, '--quiet', img]);
-    clearInterval(poll);
-    expect(r.code, r.stderr).toBe(0);
-    runMs = r.ms;
-    logSeenMs = seen > 0 ? seen : runMs / 2;
+    const img = path.join(dir, 'ref.img');
+    // Calibration (3 runs, the fastest counts): how long a run takes, and when its undo log exists
+    // (from the first image write to the commit). Half the kills land in that window, half anywhere
+    // from a little before it to the end of the run (zeroing, check, report).
+    runMs = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const file = writeSample(path.join(dir, `cal${i}.img`));
+      const t0 = performance.now();
+      let seen = 0;
+      let gone = 0;
+      const poll = setInterval(() => {
+        const now = performance.now() - t0;
+        if (fs.existsSync(undoPath(file))) seen ||= now;
+        else if (seen && !gone) gone = now;
+      }, 1);
+      const r = await runCliProcess(['prune', '--used', SAMPLE_USED, '--quiet', file]);
+      clearInterval(poll);
+      expect(r.code, r.stderr).toBe(0);
+      if (r.ms < runMs) {
+        runMs = r.ms;
+        logSeenMs = seen || runMs / 2;
+        logGoneMs = gone || logSeenMs + 50;
+      }
+      if (i === 0) fs.copyFileSync(file, img);
+    }
     expected = fingerprint(img);
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -87,8 +100,10 @@ export function killSweep(runs: number, seed: number): void {
       };
       for (let i = 0; i < runs; i++) {
         const img = writeSample(path.join(dir, `run${i}.img`));
-        const from = Math.max(0, logSeenMs - 150);
-        const at = Math.round(from + rand() * (runMs * 1.05 - from));
+        const inWindow = rand() < 0.5;
+        const from = Math.max(0, logSeenMs - (inWindow ? 30 : 150));
+        const to = inWindow ? logGoneMs + 30 : runMs;
+        const at = Math.round(from + rand() * (to - from));
         const what = `run ${i} (seed ${seed}), SIGKILL after ${at} ms of ~${Math.round(runMs)} ms`;
         const r = await runCliProcess(['prune', '--used', SAMPLE_USED, '--quiet', img], at);
         if (r.signal !== 'SIGKILL') {
@@ -108,6 +123,8 @@ export function killSweep(runs: number, seed: number): void {
         fs.rmSync(img + '.ulfs-lock', { force: true });
       }
       expect(tally.restored + tally.complete + tally.untouched).toBe(runs);
+      if (runs >= 50)
+        expect(tally.restored, 'too few kills landed while the undo log existed').toBeGreaterThan(runs / 10);
       console.log(`kill -9 sweep: ${runs} runs, ${JSON.stringify(tally)}`);
     });
   });

@@ -1,0 +1,68 @@
+/**
+ * Long fuzz runs: a seeded mutation loop over every parser target (test/reliability/fuzz-targets.ts),
+ * counting executions and findings (anything but a UlfsError, or a case over the per-case limit).
+ *
+ *   npx tsx bench/fuzz-parsers.ts [--target NAME]... [--execs N] [--seconds S] [--seed N]
+ *
+ * Defaults: every target, 1,000,000 executions or 600 s each, whichever comes first. Prints one JSON
+ * line per target: { target, execs, seconds, execsPerSecond, ulfsErrors, findings, slowestMs, maxRssMiB }.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TARGETS, randomMutations, runCase } from '../test/reliability/fuzz-targets.js';
+import { prng } from '../test/reliability/kill-sweep.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string[] =>
+  args.flatMap((a, i) => (a === `--${name}` && args[i + 1] !== undefined ? [args[i + 1]!] : []));
+const targets = opt('target');
+const maxExecs = Number(opt('execs')[0] ?? 1_000_000);
+const maxSeconds = Number(opt('seconds')[0] ?? 600);
+const seedBase = Number(opt('seed')[0] ?? 1);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-fuzz-bench-'));
+try {
+  for (const t of TARGETS) {
+    if (targets.length && !targets.includes(t.name)) continue;
+    const seeds = t.seeds(dir);
+    const rand = prng(seedBase);
+    const findings = new Map<string, number>();
+    let execs = 0;
+    let ulfsErrors = 0;
+    let slowest = 0;
+    let maxRss = 0;
+    const t0 = performance.now();
+    while (execs < maxExecs && performance.now() - t0 < maxSeconds * 1000) {
+      const seed = seeds[Math.floor(rand() * seeds.length)]!;
+      const muts = randomMutations(rand, seed);
+      const o = await runCase(t, seed, muts, rand() < 0.5);
+      execs++;
+      if (o.ulfsError) ulfsErrors++;
+      slowest = Math.max(slowest, o.ms);
+      if (!o.ok) {
+        const key = `${seed.name}: ${o.finding}`;
+        if (!findings.has(key))
+          console.error(`finding in ${t.name} (exec ${execs}): ${key} ${JSON.stringify(muts)}`);
+        findings.set(key, (findings.get(key) ?? 0) + 1);
+      }
+      if ((execs & 1023) === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    maxRss = Math.max(maxRss, process.memoryUsage().rss);
+    console.log(
+      JSON.stringify({
+        target: t.name,
+        execs,
+        seconds: Math.round(seconds),
+        execsPerSecond: Math.round(execs / seconds),
+        ulfsErrors,
+        findings: Object.fromEntries(findings),
+        slowestMs: Math.round(slowest),
+        maxRssMiB: Math.round(maxRss / 2 ** 20),
+      }),
+    );
+  }
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
