@@ -7,7 +7,10 @@
 import * as fs from 'node:fs';
 import { UlfsError } from '../errors.js';
 import { listInitramfs, type ByteInput } from '../initramfs/index.js';
-import { printJson, type CliIo } from './io.js';
+import { parsePartNumber, printJson, type CliIo } from './io.js';
+import { openImage } from '../image/partitions.js';
+import { discover, pickFilesystem } from '../prune/discover.js';
+import { basename } from './format.js';
 import type { Register } from './program.js';
 
 function modeString(mode: number): string {
@@ -52,13 +55,17 @@ export const registerInitramfs: Register = (program, io) => {
   program
     .command('initramfs')
     .description('list the segments and entries of an initramfs (--file: a file on this host)')
-    .argument('[image]', 'disk image (not wired yet: use --file)')
-    .argument('[path]', 'path of the initramfs inside the image')
+    .argument('[image]', 'disk image')
+    .argument('[path]', 'path of the initramfs inside the image (default: the only one found)')
     .option('--file <hostfile>', 'an initramfs file on this host')
-    .option('--part <n>', 'partition number')
+    .option('--part <n>', 'partition number (default: the boot filesystem)', parsePartNumber)
     .option('--json', 'machine-readable output')
     .action(
-      async (image: string | undefined, _path: string | undefined, o: { file?: string; json?: boolean }) => {
+      async (
+        image: string | undefined,
+        path: string | undefined,
+        o: { file?: string; part?: number; json?: boolean },
+      ) => {
         if (o.file) {
           if (!fs.existsSync(o.file))
             throw new UlfsError('IMAGE_NOT_FOUND', `no such file: ${o.file}`, { path: o.file });
@@ -66,7 +73,32 @@ export const registerInitramfs: Register = (program, io) => {
           return;
         }
         if (image) {
-          throw new UlfsError('USAGE', 'initramfs IMAGE PATH is not available yet; use --file HOSTFILE');
+          const img = openImage(image, 'r');
+          try {
+            const d = discover(img.dev, basename(image), { countModules: false });
+            let file = path;
+            let part = o.part;
+            if (file === undefined) {
+              if (d.initramfs.length !== 1) {
+                throw new UlfsError(
+                  'USAGE',
+                  d.initramfs.length === 0
+                    ? 'no initramfs found in the image; name one: initramfs IMAGE PATH'
+                    : `${d.initramfs.length} initramfs files (${d.initramfs.map((i) => i.path).join(', ')}): name one`,
+                );
+              }
+              file = d.initramfs[0]!.path;
+              part ??= d.initramfs[0]!.partition;
+            }
+            const fs = (part === undefined && d.boot ? d.boot : pickFilesystem(d, part)).ext!;
+            const ino = fs.lookup(file);
+            if (fs.stat(ino).type !== 'file')
+              throw new UlfsError('EXT_NOT_A_FILE', `${file} is not a regular file`);
+            await runInitramfsList(fs.createReadStream(ino), io, !!o.json);
+          } finally {
+            img.close();
+          }
+          return;
         }
         throw new UlfsError('USAGE', 'initramfs needs --file HOSTFILE (or IMAGE PATH)');
       },

@@ -169,3 +169,25 @@ describe('ls and cat', () => {
     expect(e.stderr).toMatch(/IMAGE_NOT_FOUND/);
   });
 });
+
+describe('initramfs IMAGE [PATH]', () => {
+  it('lists the initramfs inside the image like lsinitramfs does on a dumped copy', async () => {
+    const out = path.join(dir, 'oracle-initrd2');
+    sh('debugfs', ['-R', `dump /boot/initrd.img-${sample.version} ${out}`, sample.spec]);
+    const oracle = sh('lsinitramfs', [out]).trim().split('\n').sort();
+    for (const args of [
+      [sample.path],
+      [sample.path, `/initrd.img`],
+      [sample.path, `/boot/initrd.img-${sample.version}`, '--part', '1'],
+    ]) {
+      const r = await cli('initramfs', ...args, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.segments[0].compression).toBe('gzip');
+      expect(j.entries.map((e: { path: string }) => e.path).sort()).toEqual(oracle);
+    }
+    const bad = await cli('initramfs', sample.path, '/etc');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/EXT_NOT_A_FILE/);
+  });
+});
