@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { FileDevice } from '../../src/image/blockdev.js';
 import { removePaths, rewriteFile, zeroFree } from '../../src/ext/write/index.js';
 import { isUlfsError } from '../../src/errors.js';
-import { debugfs, inoOf, mkfs, sha256File, tmpDir, writeFragmented } from './writer-fixtures.js';
+import { debugfs, e2fsck, inoOf, mkfs, sha256File, tmpDir, writeFragmented } from './writer-fixtures.js';
 
 let dir: string;
 let src: string;
@@ -120,7 +120,7 @@ describe('refusals leave the image untouched', () => {
     refused(p, (d) => rewriteFile(d, inoOf(p, '/a'), Buffer.from('x')), 'EXT_INODE_PROTECTED');
   });
 
-  it('rewrite refusals: data into a hole, a depth-2 extent rebuild', () => {
+  it('rewrite: data into a hole is refused; 350 extents are rebuilt at depth 2', () => {
     const src2 = path.join(dir, 'src2');
     fs.mkdirSync(src2, { recursive: true });
     writeFragmented(path.join(src2, 'deep'), 360, 1024, 3);
@@ -129,10 +129,18 @@ describe('refusals leave the image untouched', () => {
     // block 1 is a hole: non-zero data there would need an allocation
     const holey = Buffer.alloc(2 * 1024, 0x11);
     expect(refused(p, (d) => rewriteFile(d, ino, holey), 'EXT_TOO_LARGE').message).toMatch(/hole/);
-    // keeping 350 extents needs 5 leaves of 84: more than a depth-1 tree holds
+    // keeping 350 extents needs 5 leaves of 84: rebuilt at depth 2 from the file's own tree blocks
     const keep = Buffer.alloc(699 * 1024);
-    for (let i = 0; i < 350; i++) keep.fill(1, 2 * i * 1024, (2 * i + 1) * 1024);
-    refused(p, (d) => rewriteFile(d, ino, keep), 'EXT_UNSUPPORTED');
+    for (let i = 0; i < 350; i++) keep.fill(1 + (i % 200), 2 * i * 1024, (2 * i + 1) * 1024);
+    const dev = new FileDevice(p, 'rw');
+    rewriteFile(dev, ino, keep);
+    dev.close();
+    const chk = e2fsck(p);
+    expect(chk.ok ? '' : chk.output).toBe('');
+    expect(debugfs(p, ['ex /deep'])).toMatch(/^\s*0\/\s*2/m);
+    const out = path.join(dir, 'deep.out');
+    debugfs(p, [`dump /deep ${out}`]);
+    expect(fs.readFileSync(out).equals(keep)).toBe(true);
   });
 
   it('a failing path anywhere in a batch writes nothing', () => {

@@ -9,7 +9,8 @@
  *   ≤ 4 extents        -> in the root, depth 0; every tree block freed
  *   ≤ 4·C extents      -> depth 1 with ceil(n/C) leaves reusing existing tree blocks (index
  *                         ei_block = the leaf's first ee_block); the other tree blocks freed
- *   more               -> EXT_UNSUPPORTED (a depth-2 rebuild is not done)
+ *   ≤ 4·C·C extents    -> depth 2 (leaves, then ≤ 4 index nodes), still reusing tree blocks
+ *   more, or more tree blocks than the file has -> EXT_UNSUPPORTED (no allocation)
  * Block maps: pointers at or past the end zeroed, indirect blocks that become empty freed.
  */
 import { le32, setLe16, setLe32 } from '../../binary/bytes.js';
@@ -186,29 +187,52 @@ function truncateExtents(vol: Volume, ino: number, raw: Buffer, map: FileMap, nB
     encodeLeafEntries(root, kept);
   } else {
     const leaves = Math.ceil(kept.length / cap);
-    if (leaves > 4 || leaves > tree.length) {
+    const indexes = leaves <= 4 ? 0 : Math.ceil(leaves / cap);
+    if (indexes > 4 || leaves + indexes > tree.length) {
       throw new UlfsError(
         'EXT_UNSUPPORTED',
-        `inode ${ino}: ${kept.length} extents would need a depth-2 extent tree rebuild, which is not supported`,
+        `inode ${ino}: ${kept.length} extents would need ${leaves + indexes} tree blocks at depth ${indexes ? 2 : 1}, ` +
+          `more than the ${tree.length} it has (or a depth-3 tree)`,
         { ino, extents: kept.length },
       );
     }
-    encodeHeader(root, leaves, 4, 1);
     const gen = generation(raw);
+    const writeNode = (blk: number, node: Buffer): void => {
+      if (vol.geo.metadataCsum) setExtentBlockCsum(vol.geo.seed, ino, gen, node);
+      vol.setBlock(blk, node, 'tree');
+    };
+    const setIndex = (node: Buffer, k: number, logical: number, child: number): void => {
+      const e = 12 + 12 * k;
+      setLe32(node, e, logical);
+      setLe32(node, e + 4, child % 0x1_0000_0000);
+      setLe16(node, e + 8, Math.floor(child / 0x1_0000_0000));
+    };
+    // leaves, each filled to capacity but the last (no "could be narrower")
+    const leafFirst: { logical: number; blk: number }[] = [];
     for (let j = 0; j < leaves; j++) {
       const part = kept.slice(j * cap, (j + 1) * cap);
-      const blk = tree[j]!;
       const node = Buffer.alloc(vol.bs);
       encodeHeader(node, part.length, cap, 0);
       encodeLeafEntries(node, part);
-      if (vol.geo.metadataCsum) setExtentBlockCsum(vol.geo.seed, ino, gen, node);
-      vol.setBlock(blk, node, 'tree');
-      const e = 12 + 12 * j;
-      setLe32(root, e, part[0]!.logical);
-      setLe32(root, e + 4, blk % 0x1_0000_0000);
-      setLe16(root, e + 8, Math.floor(blk / 0x1_0000_0000));
+      writeNode(tree[j]!, node);
+      leafFirst.push({ logical: part[0]!.logical, blk: tree[j]! });
     }
-    reused = leaves;
+    if (indexes === 0) {
+      encodeHeader(root, leaves, 4, 1);
+      leafFirst.forEach((l, k) => setIndex(root, k, l.logical, l.blk));
+    } else {
+      encodeHeader(root, indexes, 4, 2);
+      for (let j = 0; j < indexes; j++) {
+        const part = leafFirst.slice(j * cap, (j + 1) * cap);
+        const node = Buffer.alloc(vol.bs);
+        encodeHeader(node, part.length, cap, 1);
+        part.forEach((l, k) => setIndex(node, k, l.logical, l.blk));
+        const blk = tree[leaves + j]!;
+        writeNode(blk, node);
+        setIndex(root, j, part[0]!.logical, blk);
+      }
+    }
+    reused = leaves + indexes;
   }
   for (let j = reused; j < tree.length; j++) vol.freeBlock(tree[j]!);
   freed += tree.length - reused;
