@@ -1,6 +1,6 @@
 /** `ulfs-offline prune [--used FILE]... [--used-in-image PATH] IMAGE`: the main job. */
 import * as fs from 'node:fs';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Register } from './program.js';
 import { parsePartNumber, printJson, type CliIo } from './io.js';
 import { prune, type PruneReport } from '../prune/prune.js';
@@ -121,6 +121,7 @@ export async function runPrune(image: string, o: Record<string, unknown>, io: Cl
     zero: o.zero !== false,
     initramfs: o.initramfs !== false,
     initramfsCompression: o.initramfsCompression as Compression,
+    initramfsLevel: o.initramfsLevel as number | undefined,
     output: o.output as string | undefined,
     onProgress: progress
       ? (phase, done, total) => {
@@ -167,6 +168,15 @@ export const registerPrune: Register = (program, io) => {
       new Option('--initramfs-compression <kind>', 'compression of the rewritten initramfs')
         .choices(COMPRESSIONS)
         .default('keep'),
+    )
+    .option(
+      '--initramfs-level <n>',
+      'compression level of the rewritten initramfs (default: gzip 9, zstd 19, xz 6)',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 22) throw new InvalidArgumentError('a level from 0 to 22');
+        return n;
+      },
     )
     .option('--output <copy>', 'leave IMAGE untouched and write the result to this new sparse copy')
     .option('--force', 'prune even when fewer than half of the listed names resolve')

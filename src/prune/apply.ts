@@ -145,6 +145,7 @@ export async function applyPlan(
             return r ? { replace: r } : 'keep';
           },
           compression: opts.initramfsCompression ?? 'keep',
+          level: opts.initramfsLevel,
         });
         const [data] = await Promise.all([spool(output as AsyncIterable<Buffer>, limit, ip.info.path), done]);
         rewriteFile(fs, ino, data);
