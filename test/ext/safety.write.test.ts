@@ -87,10 +87,8 @@ describe('refusals leave the image untouched', () => {
   const FEATURES: [string, string, string[]?][] = [
     ['quota', 'quota'],
     ['project', 'quota,project'],
-    ['inline_data', 'inline_data'],
     ['bigalloc', 'bigalloc', ['-C', '16384']],
     ['encrypt', 'encrypt'],
-    ['casefold', 'casefold'],
     ['meta_bg', 'meta_bg,^resize_inode'],
     ['mmp', 'mmp'],
   ];
@@ -102,6 +100,42 @@ describe('refusals leave the image untouched', () => {
       expect(r.message).toContain(name === 'project' ? 'quota' : name);
     });
   }
+
+  it('inline_data: inline inodes and directories are refused, ordinary ones are removed cleanly', () => {
+    const src3 = path.join(dir, 'src3');
+    fs.mkdirSync(path.join(src3, 'big'), { recursive: true });
+    for (let i = 0; i < 200; i++)
+      fs.writeFileSync(path.join(src3, 'big', `file-with-a-long-name-${i}`), `${i}`);
+    fs.writeFileSync(path.join(src3, 'big', 'large'), Buffer.alloc(100_000, 7));
+    fs.mkdirSync(path.join(src3, 'small'));
+    fs.writeFileSync(path.join(src3, 'small', 'x'), 'x');
+    const p = mkfs(path.join(dir, 'inline.img'), {
+      type: 'ext4',
+      bs: 4096,
+      features: 'inline_data',
+      src: src3,
+      sizeMiB: 16,
+    }).path;
+    refused(p, (d) => removePaths(d, ['/big/file-with-a-long-name-3']), 'EXT_INLINE_DATA'); // inline file
+    refused(p, (d) => removePaths(d, ['/small/x']), 'EXT_INLINE_DATA'); // inline directory
+    const dev = new FileDevice(p, 'rw');
+    const r = removePaths(dev, ['/big/large']);
+    dev.close();
+    expect(r.inodesFreed).toBe(1);
+    const chk = e2fsck(p);
+    expect(chk.ok ? '' : chk.output).toBe('');
+  });
+
+  it('casefold: casefolded directories are refused, others are fine', () => {
+    const p = img('ext4', 'casefold');
+    debugfs(p, ['mkdir cf', 'set_inode_field cf flags 0x40080000'], true);
+    refused(p, (d) => removePaths(d, ['/cf'], { recursive: true }), 'EXT_UNSUPPORTED');
+    const dev = new FileDevice(p, 'rw');
+    removePaths(dev, ['/a']);
+    dev.close();
+    const chk = e2fsck(p);
+    expect(chk.ok ? '' : chk.output).toBe('');
+  });
 
   it('unknown incompat bit', () => {
     const p = img('ext2');

@@ -59,13 +59,15 @@ const KNOWN_RO_COMPAT =
   0x8000 |
   0x10000;
 
-/** Features that make writing unsafe: [field, bit, name]. */
+/**
+ * Features that make writing unsafe: [field, bit, name]. inline_data and casefold are handled per
+ * inode instead: a target or directory with INLINE_DATA_FL / CASEFOLD_FL is refused (EXT_INLINE_DATA,
+ * EXT_UNSUPPORTED) before anything is written; ordinary inodes on such filesystems are safe.
+ */
 const UNSAFE_WRITE: ['compat' | 'incompat' | 'roCompat', number, string][] = [
   ['incompat', 0x8, 'journal_dev'],
   ['roCompat', 0x200, 'bigalloc'],
   ['incompat', 0x10000, 'encrypt'],
-  ['incompat', 0x20000, 'casefold'],
-  ['incompat', 0x8000, 'inline_data'],
   ['incompat', 0x10, 'meta_bg'],
   ['roCompat', 0x100, 'quota'],
   ['roCompat', 0x2000, 'project'],
