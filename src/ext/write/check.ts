@@ -45,6 +45,7 @@ import {
   flags,
   FL_EXTENTS,
   FL_INDEX,
+  FL_INLINE_DATA,
   generation,
   hasBlockMap,
   iBlocks512,
@@ -215,8 +216,11 @@ export function checkVolume(vol: Volume): CheckReport {
   }
 
   // --- directories: entries, checksums, reference counts
+  // entries inside inline-data directories are not parsed: reference counts are then incomplete
+  let refsComplete = true;
   for (const dino of dirInodes) {
     const raw = vol.inode(dino);
+    if (flags(raw) & FL_INLINE_DATA) refsComplete = false;
     if (!hasBlockMap(raw, geo.bs, geo.hugeFile)) continue;
     let runs;
     try {
@@ -268,7 +272,7 @@ export function checkVolume(vol: Volume): CheckReport {
     }
   }
   const dirNlink = (geo.roCompat & DIR_NLINK) !== 0;
-  for (let ino = 1; ino <= geo.inodesCount; ino++) {
+  for (let ino = 1; refsComplete && ino <= geo.inodesCount; ino++) {
     if (!testBit(inUse, ino)) continue;
     if (ino < geo.firstIno && ino !== 2) continue;
     if (ino === orphanFileIno) continue;
