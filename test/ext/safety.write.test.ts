@@ -177,6 +177,20 @@ describe('refusals leave the image untouched', () => {
     expect(fs.readFileSync(out).equals(keep)).toBe(true);
   });
 
+  it('rewrite frees unwritten (fallocated) extents past the new end', () => {
+    const p = img('ext4');
+    debugfs(p, ['fallocate /b 0 40'], true);
+    expect(debugfs(p, ['ex /b'])).toMatch(/Uninit/);
+    const dev = new FileDevice(p, 'rw');
+    const r = rewriteFile(dev, inoOf(p, '/b'), Buffer.from('hello'));
+    dev.close();
+    expect(r.blocksFreed).toBe(40);
+    expect(debugfs(p, ['ex /b'])).not.toMatch(/Uninit/);
+    const chk = e2fsck(p);
+    expect(chk.ok ? '' : chk.output).toBe('');
+    expect(debugfs(p, ['cat /b'])).toContain('hello');
+  });
+
   it('a failing path anywhere in a batch writes nothing', () => {
     const p = img('ext4');
     refused(p, (d) => removePaths(d, ['/a', '/b', '/missing']), 'EXT_NOT_FOUND');
