@@ -73,8 +73,7 @@ awk '
 function modname(p) { sub(/.*\//, "", p); sub(/\.ko(\.(gz|xz|zst))?$/, "", p); gsub(/-/, "_", p); return p }
 function add(n) { if (n in keep) return; keep[n] = 1; q[++qn] = n }
 function addtarget(t,   k, a, i) {          # a softdep target: a module name or an alias
-  t = modname(t)
-  if (t in path) { add(t); return }
+  if (modname(t) in path) { add(modname(t)); return }
   if (t in alias) { k = split(alias[t], a, " "); for (i = 1; i <= k; i++) add(a[i]) }
 }
 FILENAME == DEPF { i = index($0, ":"); p = substr($0, 1, i - 1); n = modname(p); path[n] = p; deps[n] = substr($0, i + 1); next }

@@ -3,7 +3,7 @@
  * (bench/native-prune.sh), on the workload of bench/make-bench-image.ts (2 GiB image, full Debian
  * kernel, MODULES=most gzip initramfs, a usage list captured by a qemu boot).
  *
- *   npm run build && npx tsx bench/prune.ts [--no-xz] [--xz-original] [--keep-dir DIR]
+ *   npm run build && npx tsx bench/prune.ts [--no-xz] [--xz-original] [--native-only] [--keep-dir DIR]
  *
  * For each contender: a fresh sparse copy of the cached image, wall time and peak RSS from
  * `/usr/bin/time -v`, `e2fsck -fn` on the result, and the `xz -T2 -k` size of the result (default
@@ -127,7 +127,7 @@ function main(): void {
     }
     const native = contender('native', bench.image, work, (img) => ['bash', NATIVE, img, bench.used], doXz);
     runs.push(native);
-    const missing = pruneAvailable();
+    const missing = args.includes('--native-only') ? 'not run (--native-only)' : pruneAvailable();
     if (missing) {
       runs.push({ name: 'ulfs-offline prune', ok: false, note: `skipped: ${missing}`, output: '' });
     } else {
