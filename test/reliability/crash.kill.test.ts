@@ -1,4 +1,4 @@
 /** Quick form of the kill -9 sweep: a handful of seeded kills of the real CLI process. */
 import { killSweep } from './kill-sweep.js';
 
-killSweep(4, 7);
+killSweep(3, 7);
