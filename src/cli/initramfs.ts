@@ -10,16 +10,8 @@ import { listInitramfs, type ByteInput } from '../initramfs/index.js';
 import { parsePartNumber, printJson, type CliIo } from './io.js';
 import { openImage } from '../image/partitions.js';
 import { discover, pickFilesystem } from '../prune/discover.js';
-import { basename } from './format.js';
+import { basename, modeString } from './format.js';
 import type { Register } from './program.js';
-
-function modeString(mode: number): string {
-  const t = (mode >> 12) & 0xf;
-  const c =
-    ({ 4: 'd', 8: '-', 10: 'l', 2: 'c', 6: 'b', 1: 'p', 12: 's' } as Record<number, string>)[t] ?? '?';
-  const rwx = (b: number): string => `${b & 4 ? 'r' : '-'}${b & 2 ? 'w' : '-'}${b & 1 ? 'x' : '-'}`;
-  return c + rwx((mode >> 6) & 7) + rwx((mode >> 3) & 7) + rwx(mode & 7);
-}
 
 /** Lists an initramfs read from `input` to io.stdout, as a table or as JSON. */
 export async function runInitramfsList(input: ByteInput, io: CliIo, json: boolean): Promise<void> {

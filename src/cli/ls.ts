@@ -6,52 +6,17 @@ import { openImage } from '../image/partitions.js';
 import { discover, pickFilesystem } from '../prune/discover.js';
 import type { ExtFs, Stat } from '../ext/fs.js';
 import { UlfsError } from '../errors.js';
-import { basename } from './format.js';
+import { basename, modeString } from './format.js';
 
-const TYPE_CHAR: Record<string, string> = {
-  file: '-',
-  dir: 'd',
-  symlink: 'l',
-  chr: 'c',
-  blk: 'b',
-  fifo: 'p',
-  sock: 's',
-  unknown: '?',
-};
-
-function modeString(st: Stat): string {
-  const rwx = (v: number) => `${v & 4 ? 'r' : '-'}${v & 2 ? 'w' : '-'}${v & 1 ? 'x' : '-'}`;
-  return TYPE_CHAR[st.type] + rwx(st.mode >> 6) + rwx(st.mode >> 3) + rwx(st.mode);
-}
-
-interface Row {
+interface Row extends Stat {
   path: string;
   name: string;
-  type: Stat['type'];
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  links: number;
-  mtime: number;
-  ino: number;
   target?: string;
 }
 
 function row(fs: ExtFs, path: string, name: string, ino: number): Row {
   const st = fs.stat(ino);
-  const r: Row = {
-    path,
-    name,
-    type: st.type,
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    links: st.links,
-    mtime: st.mtime,
-    ino,
-  };
+  const r: Row = { ...st, path, name };
   if (st.type === 'symlink') r.target = fs.readlink(ino);
   return r;
 }
@@ -110,7 +75,7 @@ export const registerLs: Register = (program, io) => {
             const tail = r.target !== undefined ? ` -> ${r.target}` : '';
             if (!opts.long) return name + (opts.recursive ? '' : tail);
             const time = new Date(r.mtime * 1000).toISOString().slice(0, 16).replace('T', ' ');
-            return `${modeString({ ...fs.stat(r.ino) })} ${String(r.links).padStart(3)} ${String(r.uid).padStart(5)} ${String(r.gid).padStart(5)} ${String(r.size).padStart(10)} ${time} ${name}${tail}`;
+            return `${modeString(r.mode)} ${String(r.links).padStart(3)} ${String(r.uid).padStart(5)} ${String(r.gid).padStart(5)} ${String(r.size).padStart(10)} ${time} ${name}${tail}`;
           });
           if (lines.length) io.stdout.write(lines.join('\n') + '\n');
         } finally {

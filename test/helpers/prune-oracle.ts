@@ -7,21 +7,10 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { fileSha, listFiles, rdump, sh } from './images.js';
 import { e2fsckClean } from '../fixtures/ext-images.js';
+import { DEPMOD_OUTPUTS } from '../modules/tree.js';
 
 export const MOD_RE = /\.ko(\.(gz|xz|zst))?$/;
 const INDEX_RE = /(^|\/)modules\.[^/]+$/;
-export const DEPMOD_OUTPUTS = [
-  'modules.dep',
-  'modules.dep.bin',
-  'modules.alias',
-  'modules.alias.bin',
-  'modules.symbols',
-  'modules.symbols.bin',
-  'modules.softdep',
-  'modules.devname',
-  'modules.builtin.bin',
-  'modules.builtin.alias.bin',
-];
 
 export const moduleNameOf = (f: string): string => path.basename(f).replace(MOD_RE, '').replace(/-/g, '_');
 
