@@ -94,6 +94,7 @@ export const CATALOGUE = {
   EXT_DIR_NOT_EMPTY: 'refused',
   EXT_TOO_LARGE: 'refused',
   EXT_BITMAP_MISMATCH: 'corrupt',
+  EXT_INCONSISTENT: 'corrupt',
 
   // initramfs/
   INITRAMFS_UNKNOWN_FORMAT: 'corrupt',

@@ -1,11 +1,11 @@
 /** `ulfs-offline prune [--used FILE]... [--used-in-image PATH] IMAGE`: the main job. */
 import * as fs from 'node:fs';
 import { InvalidArgumentError, Option } from 'commander';
-import type { Register } from './program.js';
 import { parsePartNumber, printJson, type CliIo } from './io.js';
 import { prune, type PruneReport } from '../prune/prune.js';
 import type { Compression } from '../prune/plan.js';
-import { UlfsError } from '../errors.js';
+import { EXIT, UlfsError } from '../errors.js';
+import { setExitStatus, type Register } from './program.js';
 import { humanBytes } from './format.js';
 
 /** Usage lists are small text files; this is far above any real one and stops a wrong file early. */
@@ -185,5 +185,11 @@ export const registerPrune: Register = (program, io) => {
       const report = await runPrune(image, o, io);
       if (o.json) printJson(io, reportJson(report));
       else if (!o.quiet) io.stdout.write(formatReport(report));
+      if (report.check && !report.check.clean) {
+        io.stderr.write(
+          `ulfs-offline: the pruned image is not consistent: ${report.check.findings[0] ?? ''}\n`,
+        );
+        setExitStatus(EXIT.inconsistent);
+      }
     });
 };

@@ -98,6 +98,21 @@ export async function applyPlan(
   touched.set(plan.root.number, plan.root);
   for (const i of plan.initramfs) touched.set(i.fs.number, i.fs);
   for (const f of touched.values()) assertWritable(f.ext!);
+  // Deleting on an inconsistent filesystem can destroy what it keeps (a block claimed by a deleted
+  // and a kept file would be freed, then zeroed): check first, refuse unless clean.
+  await time('precheck', () => {
+    for (const f of touched.values()) {
+      const r = checkFs(f.ext!);
+      if (!r.clean) {
+        const first = r.findings[0]!;
+        throw new UlfsError(
+          'EXT_INCONSISTENT',
+          `${f.label} is inconsistent (${r.findings.length} problem${r.findings.length > 1 ? 's' : ''}, first: ${first.message}); repair it with e2fsck -f first`,
+          { partition: f.number, findings: r.findings.slice(0, 20) },
+        );
+      }
+    }
+  });
 
   const jdev = new JournaledDevice(imageDev);
   // One ExtFs per touched partition, reading and writing through the journaled device.

@@ -104,12 +104,9 @@ describe('hostile images: every command gives a typed error or a correct result'
     });
   }
 
-  // KNOWN BUG (reported): on two-inodes-one-block (xfs.ko, pruned, claims ext4.ko's first block; ext4.ko
-  // is kept), `prune` frees the shared block and its zeroing wipes ext4.ko's first 4 KiB; it exits 0
-  // although its own report says check.clean=false ("block bitmap differences"). `ulfs-offline check`
-  // reports BLOCK_CLAIMED_TWICE on the image beforehand; nothing in prune/apply or src/ext/write
-  // checks before freeing. Flip to `it` when fixed.
-  it.fails('no successful command damages data it keeps (two inodes claiming one block)', () => {
+  // Was a bug: prune freed a block a kept file still used (then zeroed it). prune now runs the
+  // consistency check before writing and refuses an inconsistent filesystem (EXT_INCONSISTENT).
+  it('no successful command damages data it keeps (two inodes claiming one block)', () => {
     expect(damaged).toEqual([]);
   });
 });
