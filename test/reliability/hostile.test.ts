@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { undoPath } from '../../src/image/undo.js';
 import { cli, type CliResult } from '../helpers/cli.js';
 import { SAMPLE_USED, sha256, tempDir } from '../helpers/images.js';
-import { CASES, buildHostile, debugfsCat, type HostileCase } from '../fixtures/hostile/build.js';
+import { CASES, buildHostile, debugfsCat, freeBlocks, type HostileCase } from '../fixtures/hostile/build.js';
 
 /** Per command: far above a normal run on the 32 MiB sample (< 2 s). */
 const LIMIT_MS = 20_000;
@@ -46,6 +46,8 @@ function outsideSha(b: Buffer, ranges: [number, number][]): string {
 export const outcomes: Record<string, Record<string, string>> = {};
 /** Successful writes that destroyed data they had to keep. */
 const damaged: string[] = [];
+/** Successful writes that marked a block of a kept file free (latent damage). */
+const unallocated: string[] = [];
 
 describe('hostile images: every command gives a typed error or a correct result', () => {
   for (const name of CASES) {
@@ -90,6 +92,8 @@ describe('hostile images: every command gives a typed error or a correct result'
             // Recorded here, judged below (a known engine bug makes it fail today).
             for (const [p, sha] of Object.entries(proto.keepIntact))
               if (sha256(debugfsCat(proto.image, p)) !== sha) damaged.push(`${what}: ${p} was damaged`);
+            const freed = freeBlocks(proto.image, proto.keepAllocated ?? []);
+            if (freed.length) unallocated.push(`${what}: freed block ${freed.join(', ')} of a kept file`);
           }
           expect(fs.existsSync(undoPath(proto.image)), `${what}: success left an undo log`).toBe(false);
         }
@@ -108,5 +112,12 @@ describe('hostile images: every command gives a typed error or a correct result'
   // consistency check before writing and refuses an inconsistent filesystem (EXT_INCONSISTENT).
   it('no successful command damages data it keeps (two inodes claiming one block)', () => {
     expect(damaged).toEqual([]);
+  });
+
+  // KNOWN BUG (reported): `rm` of xfs.ko on two-inodes-one-block exits 0 and marks ext4.ko's first
+  // block free in the bitmap (the next allocation would overwrite it): rm does not run the
+  // consistency gate prune runs since d68eabc. Flip to `it` when rm refuses too.
+  it.fails('no successful command leaves a block of a kept file marked free', () => {
+    expect(unallocated).toEqual([]);
   });
 });
