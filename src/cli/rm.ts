@@ -13,7 +13,7 @@ import type { BlockDevice, FileDevice } from '../image/blockdev.js';
 import { openImage, findPartition, openPartition, type PartitionTable } from '../image/partitions.js';
 import { JournaledDevice } from '../image/journaled.js';
 import { discover } from '../prune/discover.js';
-import { removePaths } from '../ext/write/index.js';
+import { assertConsistent, removePaths } from '../ext/write/index.js';
 
 export interface Target {
   label: string;
@@ -86,6 +86,7 @@ export const registerRm: Register = (program, io: CliIo) => {
           if (opts.dryRun) {
             report = removePaths(t!.dev, paths, { ...ropts, dryRun: true });
           } else {
+            assertConsistent(t!.dev, t!.label);
             const jdev = new JournaledDevice(t!.dev, { imagePath: image });
             try {
               report = removePaths(jdev, paths, ropts);

@@ -16,6 +16,7 @@ import { JournaledDevice } from '../image/journaled.js';
 import { SliceDevice, type BlockDevice } from '../image/blockdev.js';
 import { ExtFs } from '../ext/fs.js';
 import {
+  assertConsistent,
   assertWritable,
   removePaths,
   rewriteFile,
@@ -101,17 +102,7 @@ export async function applyPlan(
   // Deleting on an inconsistent filesystem can destroy what it keeps (a block claimed by a deleted
   // and a kept file would be freed, then zeroed): check first, refuse unless clean.
   await time('precheck', () => {
-    for (const f of touched.values()) {
-      const r = checkFs(f.ext!);
-      if (!r.clean) {
-        const first = r.findings[0]!;
-        throw new UlfsError(
-          'EXT_INCONSISTENT',
-          `${f.label} is inconsistent (${r.findings.length} problem${r.findings.length > 1 ? 's' : ''}, first: ${first.message}); repair it with e2fsck -f first`,
-          { partition: f.number, findings: r.findings.slice(0, 20) },
-        );
-      }
-    }
+    for (const f of touched.values()) assertConsistent(f.ext!, f.label);
   });
 
   const jdev = new JournaledDevice(imageDev);

@@ -114,10 +114,8 @@ describe('hostile images: every command gives a typed error or a correct result'
     expect(damaged).toEqual([]);
   });
 
-  // KNOWN BUG (reported): `rm` of xfs.ko on two-inodes-one-block exits 0 and marks ext4.ko's first
-  // block free in the bitmap (the next allocation would overwrite it): rm does not run the
-  // consistency gate prune runs since d68eabc. Flip to `it` when rm refuses too.
-  it.fails('no successful command leaves a block of a kept file marked free', () => {
+  // Was a bug: `rm` freed a block a kept file still used; rm now runs the same consistency gate.
+  it('no successful command leaves a block of a kept file marked free', () => {
     expect(unallocated).toEqual([]);
   });
 });

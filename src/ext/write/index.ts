@@ -7,6 +7,7 @@
  * trusts a reader cache; after a write it calls ExtFs.reload() (superblock, descriptors and block cache re-read).
  */
 import type { BlockDevice } from '../../image/blockdev.js';
+import { UlfsError } from '../../errors.js';
 import { Volume } from './volume.js';
 import { assertWritableVolume, type GatePurpose } from './safety.js';
 import { Remover, type RemoveOptions, type RemoveReport } from './remove.js';
@@ -112,6 +113,21 @@ export function zeroFree(fs: FsLike, opts: ZeroOptions = {}): ZeroReport {
 /** Read-only consistency check: recomputed bitmaps, counters, link counts and every checksum. */
 export function checkFs(fs: FsLike): CheckReport {
   return checkVolume(openVolume(fs));
+}
+
+/**
+ * Throws EXT_INCONSISTENT unless checkFs finds nothing. Writers call it first: deleting on an
+ * inconsistent fs can destroy kept data (a block claimed by a deleted and a kept file gets freed).
+ */
+export function assertConsistent(fs: FsLike, what: string): void {
+  const r = checkFs(fs);
+  if (r.clean) return;
+  const n = r.findings.length;
+  throw new UlfsError(
+    'EXT_INCONSISTENT',
+    `${what} is inconsistent (${n} problem${n > 1 ? 's' : ''}, first: ${r.findings[0]!.message}); repair it with e2fsck -f first`,
+    { findings: r.findings.slice(0, 20) },
+  );
 }
 
 function nowOf(now?: number): number {
