@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { cli } from '../helpers/cli.js';
 import { makePartitionedImage, rdump, sh, tempDir } from '../helpers/images.js';
 import { expectPrunedInitramfs, expectPrunedRoot } from '../helpers/prune-oracle.js';
-import { getKernel } from '../fixtures/kernel.js';
+import { getKernel, listModuleFiles } from '../fixtures/kernel.js';
 import { getInitramfs, withEarlyCpio } from '../fixtures/initramfs-images.js';
 
 const USED_NAMES = [
@@ -92,6 +92,19 @@ describe('prune on a Debian cloud kernel image', () => {
     const img = makePartitionedImage(path.join(dir, 'a.img'), 'dos', [{ sizeMiB: 400, srcDir: src }]);
     const spec = img.specs[0]!;
     const before = rdump(spec, `/usr/lib/modules/${k.version}`, path.join(dir, 'a-before'));
+    // inspect counts what `find -name '*.ko*'` counts in the unpacked .deb.
+    const ins = JSON.parse((await cli('inspect', '--json', img.path)).stdout);
+    const debFiles = listModuleFiles(k.modulesDir);
+    expect(ins.kernels).toEqual([
+      expect.objectContaining({
+        version: k.version,
+        moduleCount: debFiles.length,
+        moduleBytes: debFiles.reduce((n, f) => n + fs.statSync(path.join(k.modulesDir, f)).size, 0),
+      }),
+    ]);
+    expect(ins.initramfs).toEqual([
+      expect.objectContaining({ path: `/boot/initrd.img-${k.version}`, size: fs.statSync(initrd).size }),
+    ]);
     const r = await cli('prune', '--used', captureList(k.version), '--json', img.path);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
