@@ -28,7 +28,8 @@ export interface BlockDevice {
   close(): void;
 }
 
-function checkRange(dev: BlockDevice, pos: number, length: number, writing: boolean): void {
+/** Bounds and mode checks shared by every device: IMAGE_TRUNCATED / IMAGE_OUT_OF_RANGE / IMAGE_READ_ONLY. */
+export function checkRange(dev: BlockDevice, pos: number, length: number, writing: boolean): void {
   if (
     !Number.isSafeInteger(pos) ||
     !Number.isSafeInteger(length) ||

@@ -21,8 +21,8 @@
  * undo log is the way back (`ulfs-offline undo IMAGE`). close() without commit() leaves the log.
  * Memory: pending data grows until the caller syncs; `pendingBytes` tells how much.
  */
-import { UlfsError, hex } from '../errors.js';
-import { FileDevice, SliceDevice, type BlockDevice } from './blockdev.js';
+import { UlfsError } from '../errors.js';
+import { FileDevice, SliceDevice, checkRange, type BlockDevice } from './blockdev.js';
 import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter, type AppendFault } from './undo.js';
 
 const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
@@ -113,21 +113,7 @@ export class JournaledDevice implements BlockDevice {
       );
     }
     if (this.closed) throw new UlfsError('INTERNAL', `${this.name} is closed`);
-    if (
-      !Number.isSafeInteger(pos) ||
-      !Number.isSafeInteger(length) ||
-      pos < 0 ||
-      length < 0 ||
-      pos + length > this.size
-    ) {
-      throw new UlfsError(
-        writing ? 'IMAGE_OUT_OF_RANGE' : 'IMAGE_TRUNCATED',
-        `${writing ? 'write' : 'read'} of ${length} bytes at ${hex(pos)} is beyond the end of ${this.name} (size ${hex(this.size)})`,
-        { pos, length, size: this.size },
-      );
-    }
-    if (writing && !this.dev.writable)
-      throw new UlfsError('IMAGE_READ_ONLY', `${this.name} is open read-only`);
+    checkRange(this, pos, length, writing);
   }
 
   read(pos: number, length: number): Buffer {

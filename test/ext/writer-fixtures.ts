@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { pseudoRandom } from '../fixtures/ext-images.js';
 
 export const ENV = {
   ...process.env,
@@ -92,17 +93,7 @@ export function writeFragmented(p: string, n: number, bs: number, seed = 1): voi
 }
 
 export function writeRandom(p: string, size: number, seed: number): void {
-  const b = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  fs.writeFileSync(p, b);
+  fs.writeFileSync(p, pseudoRandom(size, seed));
 }
 
 export function setXattr(p: string, name: string, value: Buffer): void {
