@@ -142,3 +142,11 @@ export function copySparse(
     if (dfd !== undefined) fs.closeSync(dfd);
   }
 }
+
+/**
+ * Removes a copy this tool made (for `prune --output` when the prune fails: the input is untouched and
+ * a half-pruned copy is of no use), with its undo log. Missing files are fine.
+ */
+export function removeCopy(copyPath: string): void {
+  for (const p of [copyPath, copyPath + '.ulfs-undo']) fs.rmSync(p, { force: true });
+}

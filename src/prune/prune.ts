@@ -5,8 +5,8 @@
  *
  * open (lock, no undo log pending) -> discover root and boot -> plan -> (dry run: stop) -> apply -> report.
  */
-import { openImage } from '../image/partitions.js';
-import { copySparse } from '../image/sparse.js';
+import { openImage, type OpenedImage } from '../image/partitions.js';
+import { copySparse, removeCopy } from '../image/sparse.js';
 import { discover } from './discover.js';
 import { planPrune, summarizePlan, type PruneOptions } from './plan.js';
 import { applyPlan, type ApplyResult } from './apply.js';
@@ -37,22 +37,25 @@ function basename(p: string): string {
 
 export async function prune(imagePath: string, opts: PruneOptions): Promise<PruneReport> {
   const t0 = performance.now();
-  let target = imagePath;
-  if (opts.output && !opts.dryRun) {
-    if (opts.output === imagePath)
-      throw new UlfsError('USAGE', '--output must name a new file, not the image itself');
-    copySparse(imagePath, opts.output);
-    target = opts.output;
+  if (opts.output && opts.output === imagePath) {
+    throw new UlfsError('USAGE', '--output must name a new file, not the image itself');
   }
-  const img = openImage(target, opts.dryRun ? 'r' : 'rw');
+  // With --output the input is only read: the plan is made on it, and only a plan that holds is
+  // applied to a fresh sparse copy (removed again if applying fails).
+  const img = openImage(imagePath, opts.dryRun || opts.output ? 'r' : 'rw');
+  let copy: OpenedImage | null = null;
   try {
     const tPlan = performance.now();
-    const d = discover(img.dev, basename(target), { root: opts.root, boot: opts.boot, countModules: false });
+    const d = discover(img.dev, basename(imagePath), {
+      root: opts.root,
+      boot: opts.boot,
+      countModules: false,
+    });
     const plan = await planPrune(d, opts);
     const summary = summarizePlan(plan);
     const planSeconds = Math.round(performance.now() - tPlan) / 1000;
     const base = {
-      image: target,
+      image: opts.output && !opts.dryRun ? opts.output : imagePath,
       kernel: plan.kernel,
       kernelReason: plan.kernelReason,
       used: summary.used,
@@ -71,7 +74,22 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
         durations: { plan: planSeconds, total: Math.round(performance.now() - t0) / 1000 },
       };
     }
-    const r = await applyPlan(img.dev, plan, opts);
+    let r: ApplyResult;
+    if (opts.output) {
+      const output = opts.output;
+      copySparse(imagePath, output);
+      try {
+        copy = openImage(output, 'rw');
+        r = await applyPlan(copy.dev, plan, opts);
+      } catch (e) {
+        copy?.close();
+        copy = null;
+        removeCopy(output);
+        throw e;
+      }
+    } else {
+      r = await applyPlan(img.dev, plan, opts);
+    }
     return {
       ...base,
       dryRun: false,
@@ -82,6 +100,7 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
       durations: { plan: planSeconds, ...r.durations, total: Math.round(performance.now() - t0) / 1000 },
     };
   } finally {
+    copy?.close();
     img.close();
   }
 }

@@ -99,6 +99,26 @@ describe('prune refusals and non-destructive modes', () => {
     ).not.toMatch(/drm/);
   });
 
+  it('--output makes no copy when the plan fails, and removes it when applying fails', async () => {
+    const d = fs.mkdtempSync(path.join(dir, 'of-'));
+    const img = unpackSample(d);
+    const copy = path.join(d, 'copy.img');
+    const bad = path.join(d, 'bad.txt');
+    fs.writeFileSync(bad, 'nosuch_a\nnosuch_b\nnosuch_c\n');
+    const r1 = await cli('prune', '--used', bad, '--output', copy, img.path);
+    expect(r1.stderr).toMatch(/LIST_UNRESOLVED/);
+    expect(fs.existsSync(copy)).toBe(false);
+    // A dirty journal is found only when applying (the plan reads fine): the copy goes again.
+    sh('debugfs', ['-w', '-f', '-', img.spec], 'jo\njw -b 3000 /dev/null\njc\n');
+    const sha = fileSha(img.path);
+    const r2 = await cli('prune', '--used', SAMPLE_USED, '--output', copy, img.path);
+    expect(r2.stderr).toMatch(/EXT_JOURNAL_DIRTY/);
+    expect(r2.code).toBe(5);
+    expect(fs.existsSync(copy)).toBe(false);
+    expect(fs.existsSync(copy + '.ulfs-undo')).toBe(false);
+    expect(fileSha(img.path)).toBe(sha);
+  });
+
   const refusals: [string, (d: string, img: string) => string[], string, number][] = [
     ['an empty list', (d) => [write(d, 'empty.txt', '# nothing\n\n')], 'LIST_EMPTY', 2],
     [
