@@ -10,25 +10,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseUsageList, planModules, type ModulePlan } from '../../src/modules/index.js';
-import { getKernel } from '../fixtures/kernel.js';
 import {
   DEPMOD_OUTPUTS,
   closureFromDepText,
   fileImage,
-  loadTree,
+  kernelTree,
+  TOOL_ENV,
   prng,
   prunedCopyWithDepmod,
   type PrunedCopy,
 } from './tree.js';
 
-const k = getKernel('cloud');
-const tree = loadTree(k.modulesDir, k.version);
-const depText = tree.indexes['modules.dep']!.toString('latin1');
-const allNames = depText
-  .trimEnd()
-  .split('\n')
-  .map((l) => l.split(':')[0]!.split('/').pop()!.split('.')[0]!.replace(/-/g, '_'));
-const env = { ...process.env, PATH: `/usr/sbin:/sbin:${process.env.PATH}` };
+const { k, tree, depText, allNames } = kernelTree('cloud');
+const env = TOOL_ENV;
 const copies: PrunedCopy[] = [];
 afterAll(() => copies.forEach((c) => c.cleanup()));
 

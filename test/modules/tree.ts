@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModuleImage, ModuleTree } from '../../src/modules/index.js';
-import { listModuleFiles } from '../fixtures/kernel.js';
+import { getKernel, listModuleFiles, type KernelFlavor } from '../fixtures/kernel.js';
 
 export const INDEX_FILES = [
   'modules.dep',
@@ -137,4 +137,19 @@ export function prng(seed: number): () => number {
     s >>>= 0;
     return s / 0x1_0000_0000;
   };
+}
+
+/** PATH with the sbin directories, for running depmod and modprobe. */
+export const TOOL_ENV = { ...process.env, PATH: `/usr/sbin:/sbin:${process.env.PATH}` };
+
+/** A real kernel tree loaded for the planner tests, with its modules.dep text and every module name. */
+export function kernelTree(flavor: KernelFlavor) {
+  const k = getKernel(flavor);
+  const tree = loadTree(k.modulesDir, k.version);
+  const depText = tree.indexes['modules.dep']!.toString('latin1');
+  const allNames = depText
+    .trimEnd()
+    .split('\n')
+    .map((l) => l.split(':')[0]!.split('/').pop()!.split('.')[0]!.replace(/-/g, '_'));
+  return { k, tree, depText, allNames };
 }
