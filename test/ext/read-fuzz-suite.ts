@@ -32,11 +32,18 @@ function metadataBlocks(x: ExtFs): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
+/** Bytes read per file at most (see readEverything). */
+const READ_CAP = 16 << 20;
+
 function readEverything(x: ExtFs): void {
   x.journalState();
   for (const e of x.walk('/')) {
-    if (e.stat.type === 'file') for (const c of x.fileChunks(e.ino, 1 << 20)) void c.length;
-    else if (e.stat.type === 'symlink') {
+    if (e.stat.type === 'file') {
+      // A flipped i_size_high makes a legitimate sparse file of many GiB: reading all of its zeros is
+      // not a reader bug, just slow. The fixture's files are all far below this cap.
+      let n = 0;
+      for (const c of x.fileChunks(e.ino, 1 << 20)) if ((n += c.length) >= READ_CAP) break;
+    } else if (e.stat.type === 'symlink') {
       x.readlink(e.ino);
       try {
         x.lookup(e.path);
