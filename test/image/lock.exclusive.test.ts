@@ -4,26 +4,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UlfsError } from '../../src/errors.js';
 import { lockImage, lockPath, withLock } from '../../src/image/lock.js';
 import { openImage } from '../../src/image/partitions.js';
 import { makeBareExt } from '../fixtures/disk-images.js';
+import { codeOf } from '../helpers/errors.js';
 
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-lock-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UlfsError)) throw e;
-    return e.code;
-  }
-  return 'no error';
-}
 
 /** A pid that certainly ran on this host and has exited. */
 function deadPid(): number {

@@ -9,11 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileDevice, MemoryDevice } from '../../src/image/blockdev.js';
-import { UlfsError } from '../../src/errors.js';
 import { crc32 } from '../../src/binary/crc32.js';
 import { encodeMbr, type MbrEntry } from '../../src/image/mbr.js';
 import { openPartition, readPartitionTable, type PartitionTable } from '../../src/image/partitions.js';
 import { makeDiskImage, TOOL_PATH, type DiskImage } from '../fixtures/disk-images.js';
+import { codeOf } from '../helpers/errors.js';
 
 let dir: string;
 let mbrImg: DiskImage;
@@ -48,17 +48,6 @@ function read(file: string, mode: 'r' | 'rw' = 'r'): { t: PartitionTable; dev: F
     dev.close();
     throw e;
   }
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UlfsError);
-    expect((e as UlfsError).message).not.toMatch(/\n/);
-    return (e as UlfsError).code;
-  }
-  return 'no error';
 }
 
 function sfdiskVerify(file: string): string {

@@ -5,9 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UlfsError } from '../../src/errors.js';
 import { copySparse } from '../../src/image/sparse.js';
 import { makeBareExt } from '../fixtures/disk-images.js';
+import { codeOf } from '../helpers/errors.js';
 
 let dir: string;
 beforeAll(() => {
@@ -59,13 +59,3 @@ describe('copySparse', () => {
     );
   });
 });
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UlfsError)) throw e;
-    return e.code;
-  }
-  return 'no error';
-}

@@ -9,10 +9,11 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileDevice, SliceDevice, type BlockDevice } from '../../src/image/blockdev.js';
-import { UlfsError } from '../../src/errors.js';
+import type { UlfsError } from '../../src/errors.js';
 import { JournaledDevice } from '../../src/image/journaled.js';
 import { FaultDevice } from '../../src/image/fault.js';
 import { HASH_BYTES, assertNoUndoLog, parseUndoLog, undo, undoPath } from '../../src/image/undo.js';
+import { codeOf } from '../helpers/errors.js';
 
 const SIZE = 1 << 20;
 let dir: string;
@@ -53,16 +54,6 @@ function freshImage(name: string, content: Buffer = original): string {
   fs.rmSync(undoPath(p), { force: true });
   overwrite(p, content);
   return p;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UlfsError)) throw e;
-    return e.code;
-  }
-  return 'no error';
 }
 
 interface Op {
