@@ -119,7 +119,7 @@ export function expectPrunedRoot(v: PruneVerdictInput): void {
 export function expectPrunedInitramfs(
   beforeFile: string,
   afterFile: string,
-  keep: Set<string>,
+  kept: { module: string }[],
   version: string,
   work: string,
 ): { modulesBefore: number; modulesAfter: number } {
@@ -130,6 +130,7 @@ export function expectPrunedInitramfs(
   extractInitramfs(beforeFile, b);
   extractInitramfs(afterFile, a);
   sh('lsinitramfs', [afterFile]);
+  const keep = new Set(kept.map((k) => k.module));
   const modsBefore = listFiles(b, (f) => MOD_RE.test(f));
   const expected = modsBefore.filter((f) => keep.has(moduleNameOf(f)));
   expect(listFiles(a, (f) => MOD_RE.test(f))).toEqual(expected);

@@ -61,11 +61,10 @@ describe('prune on the sample image', () => {
     const out = path.join(dir, 'initrd-after');
     sh('debugfs', ['-R', `dump /boot/initrd.img-${img.version} ${out}`, img.spec]);
     sh('gzip', ['-t', out]);
-    const keep = new Set<string>(report.kept.map((k: { module: string }) => k.module));
     const counts = expectPrunedInitramfs(
       path.join(dir, 'initrd-before'),
       out,
-      keep,
+      report.kept,
       img.version,
       fs.mkdtempSync(path.join(dir, 'w-')),
     );
