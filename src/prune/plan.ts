@@ -15,7 +15,7 @@ import { normalizeModuleName } from '../modules/names.js';
 import { rewriteIndexes } from '../modules/indexes.js';
 import { listInitramfs } from '../initramfs/index.js';
 import type { Discovery, FsEntry, InitramfsInfo } from './discover.js';
-import { tryLookup } from './discover.js';
+import { MODULE_FILE_RE, tryLookup } from './discover.js';
 import { binWriteOrder, readModuleTree, type ImageModuleTree } from './modtree.js';
 
 export type Compression = 'keep' | 'gzip' | 'zstd' | 'xz' | 'lz4' | 'none';
@@ -75,8 +75,6 @@ export interface PrunePlan {
   warnings: string[];
 }
 
-const MODULE_RE = /\.ko(\.(gz|xz|zst))?$/;
-
 function readUsageLists(d: Discovery, opts: PruneOptions): { lists: UsageList; usedInImage: string | null } {
   const parsed: UsageList[] = [];
   for (const u of opts.used ?? []) parsed.push(parseUsageList(u.text, u.name));
@@ -102,14 +100,6 @@ function readUsageLists(d: Discovery, opts: PruneOptions): { lists: UsageList; u
   if (lists.names.length === 0)
     throw new UlfsError('LIST_EMPTY', `the usage list${parsed.length > 1 ? 's' : ''} name no module`);
   return { lists, usedInImage };
-}
-
-/** Module names in a tree, for chooseKernel: from the file names (cheap, no index needed). */
-function moduleNamesOf(fs: ExtFs, dir: string): Set<string> {
-  const names = new Set<string>();
-  for (const e of fs.walk(dir))
-    if (e.stat.type === 'file' && MODULE_RE.test(e.path)) names.add(normalizeModuleName(e.path));
-  return names;
 }
 
 function moduleImageReader(fs: ExtFs, tree: ImageModuleTree): (rel: string) => Uint8Array | null {
@@ -142,9 +132,8 @@ async function planInitramfs(
   };
   const isKeptModule = (name: string): boolean => {
     const p = treePrefixOf(name, version);
-    return (
-      p !== null && MODULE_RE.test(name) && keepNames.has(normalizeModuleName(name)) && name.endsWith('.ko')
-    );
+    // Only uncompressed modules: their ELF image decides depmod's dependency order.
+    return p !== null && name.endsWith('.ko') && keepNames.has(normalizeModuleName(name));
   };
   const listing = await listInitramfs(ext.createReadStream(info.ino), {
     withData: (e) => isIndex(e.name) || isKeptModule(e.name),
@@ -156,7 +145,7 @@ async function planInitramfs(
     const p = treePrefixOf(e.name, version);
     if (p === null) continue;
     prefixes.add(p);
-    if ((e.mode & 0o170000) === 0o100000 && MODULE_RE.test(e.name)) {
+    if ((e.mode & 0o170000) === 0o100000 && MODULE_FILE_RE.test(e.name)) {
       before++;
       if (!keepNames.has(normalizeModuleName(e.name))) drop.add(e.name);
     }
@@ -170,7 +159,7 @@ async function planInitramfs(
     if (Object.keys(indexes).length === 0) continue;
     const keepHere = new Set<string>();
     for (const e of listing.entries) {
-      if (e.name.startsWith(prefix) && MODULE_RE.test(e.name) && !drop.has(e.name))
+      if (e.name.startsWith(prefix) && MODULE_FILE_RE.test(e.name) && !drop.has(e.name))
         keepHere.add(normalizeModuleName(e.name));
     }
     const rewritten = rewriteIndexes(indexes, keepHere, {
@@ -210,14 +199,19 @@ export async function planPrune(d: Discovery, opts: PruneOptions): Promise<Prune
   const warnings: string[] = [];
   const { lists, usedInImage } = readUsageLists(d, opts);
 
-  const kernels = d.kernels.map((k) => ({ version: k.version, moduleNames: moduleNamesOf(fs, k.moduleDir) }));
+  // One walk per kernel: the chosen tree is reused below, the names feed chooseKernel.
+  const trees = new Map(d.kernels.map((k) => [k.version, readModuleTree(fs, root.modulesDir!, k.version)]));
+  const kernels = [...trees.values()].map((t) => ({
+    version: t.version,
+    moduleNames: new Set(t.files.map(normalizeModuleName)),
+  }));
   const chosen = chooseKernel(lists, kernels, opts.kernel);
   if (d.kernels.length > 1) {
     warnings.push(
       `the image has ${d.kernels.length} kernels (${d.kernels.map((k) => k.version).join(', ')}); only ${chosen.version} is pruned`,
     );
   }
-  const tree = readModuleTree(fs, root.modulesDir, chosen.version);
+  const tree = trees.get(chosen.version)!;
   const modules = planModules({
     lists,
     tree,
