@@ -13,7 +13,7 @@ import {
   type Partition,
   type PartitionTable,
 } from '../image/partitions.js';
-import { ExtFs, type Stat } from '../ext/fs.js';
+import { ExtFs } from '../ext/fs.js';
 import { UlfsError, isUlfsError } from '../errors.js';
 
 export const MODULE_FILE_RE = /\.ko(\.(gz|xz|zst))?$/;
@@ -126,21 +126,16 @@ export function initramfsVersion(name: string): string | null {
 }
 
 /** Counts module files and their bytes below a directory (bounded by ExtFs.walk). */
-export function countModules(
-  fs: ExtFs,
-  dir: string,
-): { count: number; bytes: number; files: { path: string; stat: Stat }[] } {
+export function countModules(fs: ExtFs, dir: string): { count: number; bytes: number } {
   let count = 0;
   let bytes = 0;
-  const files: { path: string; stat: Stat }[] = [];
   for (const e of fs.walk(dir)) {
     if (e.stat.type === 'file' && MODULE_FILE_RE.test(e.path)) {
       count++;
       bytes += e.stat.size;
-      files.push({ path: e.path, stat: e.stat });
     }
   }
-  return { count, bytes, files };
+  return { count, bytes };
 }
 
 export function partitionLabel(imageName: string, number: number): string {
