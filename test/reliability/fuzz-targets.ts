@@ -240,9 +240,14 @@ const initramfs: FuzzTarget = {
 };
 
 // ---------------------------------------------------------------- modules
-let sampleIndexCache: Record<string, Buffer> | undefined;
-/** The index files of the sample image's module tree (real depmod output). */
-export function sampleIndexes(): { version: string; files: string[]; indexes: Record<string, Buffer> } {
+type SampleTree = { version: string; files: string[]; indexes: Record<string, Buffer> };
+let sampleTreeCache: SampleTree | undefined;
+/**
+ * The sample image's module tree (file list + index files, real depmod output), read once per
+ * process: the modules-plan target mutates one index per case, the rest is the same every time.
+ */
+export function sampleIndexes(): SampleTree {
+  if (sampleTreeCache) return sampleTreeCache;
   const version = '6.1.0-99-demo';
   const bytes = sampleBytes();
   const x = ExtFs.open(
@@ -259,10 +264,10 @@ export function sampleIndexes(): { version: string; files: string[]; indexes: Re
     if (e.stat.type !== 'file') continue;
     const rel = e.path.slice(base.length + 1);
     if (/\.ko(\.(gz|xz|zst))?$/.test(rel)) files.push(rel);
-    else if (/^modules\./.test(rel) && !sampleIndexCache) indexes[rel] = x.readFile(e.ino);
+    else if (/^modules\./.test(rel)) indexes[rel] = x.readFile(e.ino);
   }
-  sampleIndexCache ??= indexes;
-  return { version, files, indexes: sampleIndexCache };
+  sampleTreeCache = { version, files, indexes };
+  return sampleTreeCache;
 }
 
 const usageList: FuzzTarget = {
@@ -345,13 +350,15 @@ const modulesPlan: FuzzTarget = {
     // The mutated file replaces one index; which one is told by a marker the harness adds (see below).
     const { version, files, indexes } = sampleIndexes();
     const which = PLAN_FILE.current;
+    sampleUsed ??= fs.readFileSync(SAMPLE_USED);
     planModules({
-      lists: parseUsageList(fs.readFileSync(SAMPLE_USED), 'used.txt'),
+      lists: parseUsageList(sampleUsed, 'used.txt'),
       tree: { version, files, indexes: { ...indexes, [which]: input } },
       force: true,
     });
   },
 };
+let sampleUsed: Buffer | undefined;
 /** modules-plan: the index file the current seed stands for (set by the runner from the seed name). */
 export const PLAN_FILE = { current: 'modules.dep' };
 
