@@ -33,7 +33,14 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-export function readElfImports(image: Uint8Array | ModuleImage): string[] | null {
+/**
+ * `stop`, when given, sees each imported symbol in order and ends the walk by returning true (the
+ * caller needs only the first few owners); the list read so far is returned.
+ */
+export function readElfImports(
+  image: Uint8Array | ModuleImage,
+  stop?: (symbol: string) => boolean,
+): string[] | null {
   const size = image instanceof Uint8Array ? image.length : image.size;
   const get = (pos: number, len: number): Buffer | null => {
     if (pos < 0 || len < 0 || pos + len > size) return null;
@@ -113,6 +120,7 @@ export function readElfImports(image: Uint8Array | ModuleImage): string[] | null
       if (name === null) return null;
       if (name === '') continue;
       out.push(name);
+      if (stop?.(name)) return out;
       seen.add(name);
     }
     if (versions && versions.length % VERSION_ENTRY_SIZE === 0) {
@@ -124,7 +132,9 @@ export function readElfImports(image: Uint8Array | ModuleImage): string[] | null
           off + crcLen,
           end < 0 || end > off + VERSION_ENTRY_SIZE ? off + VERSION_ENTRY_SIZE : end,
         );
-        if (!seen.has(name)) out.push(name);
+        if (seen.has(name)) continue;
+        out.push(name);
+        if (stop?.(name)) return out;
       }
     }
     return out;

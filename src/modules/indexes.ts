@@ -167,22 +167,24 @@ export function rewriteModDep(
       return i;
     }),
   );
-  let elfOrder: ((i: number) => number[] | null) | undefined;
+  let elfOrder: ((i: number, direct: number[]) => number[] | null) | undefined;
   if (moduleImage && symbolOwner) {
     const byName = new Map<string, number>();
     kept.forEach((e, i) => byName.set(e.name, i));
-    elfOrder = (i) => {
+    elfOrder = (i, direct) => {
       const img = moduleImage(kept[i]!.path);
-      const imports = img ? readElfImports(img) : null;
-      if (!imports) return null;
+      if (!img) return null;
       const owners = symbolOwner();
+      // Only the order of `direct` matters: stop reading symbols once each has been seen.
+      const want = new Set(direct);
       const deps: number[] = [];
-      for (const sym of imports) {
+      const imports = readElfImports(img, (sym) => {
         const owner = owners.get(sym.startsWith('.') ? sym.slice(1) : sym);
         const j = owner === undefined ? undefined : byName.get(owner);
-        if (j !== undefined && j !== i && !deps.includes(j)) deps.push(j);
-      }
-      return deps;
+        if (j !== undefined && want.has(j) && !deps.includes(j)) deps.push(j);
+        return deps.length === want.size;
+      });
+      return imports ? deps : null;
     };
   }
   const sorted = sortDependencies({ paths: kept.map((e) => e.path), closure, elfOrder });

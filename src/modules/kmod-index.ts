@@ -29,6 +29,7 @@
  */
 import { be32, setBe32 } from '../binary/bytes.js';
 import { UlfsError, hex } from '../errors.js';
+import { globToRegExp } from './names.js';
 
 export const INDEX_MAGIC = 0xb007f457;
 export const INDEX_VERSION = 0x00020001;
@@ -172,79 +173,22 @@ export class IndexBuilder {
     }
   }
 
-  /** Serialises the trie the way depmod does ('post' = kmod <= 33, 'pre' = kmod >= 34). */
+  /**
+   * Serialises the trie the way depmod does ('post' = kmod <= 33: children before their parent, root
+   * last; 'pre' = kmod >= 34: root first). Sizes every node first, so the file is one allocation.
+   */
   encode(order: IndexWriteOrder = 'post'): Buffer {
-    if (order === 'post') return encodePost(this.root);
     const total = measure(this.root);
+    // Zeroed: gaps in a child range must read as 0 ("no child").
     const out = Buffer.alloc(INDEX_HEADER_SIZE + total);
     setBe32(out, OFF_MAGIC, INDEX_MAGIC);
     setBe32(out, OFF_VERSION, INDEX_VERSION);
-    placePre(this.root, INDEX_HEADER_SIZE);
+    if (order === 'post') placePost(this.root, INDEX_HEADER_SIZE);
+    else placePre(this.root, INDEX_HEADER_SIZE);
     setBe32(out, OFF_ROOT, ref(this.root));
     writeNodes(this.root, out);
     return out;
   }
-}
-
-/**
- * Post-order in one pass, as depmod does it: each child is written before its parent, so the
- * parent's child table already knows the offsets. Writes into a buffer that doubles when full.
- */
-function encodePost(root: TrieNode): Buffer {
-  let out = Buffer.alloc(4096);
-  let at = INDEX_HEADER_SIZE;
-  const room = (n: number): void => {
-    if (at + n <= out.length) return;
-    let size = out.length * 2;
-    while (size < at + n) size *= 2;
-    const bigger = Buffer.alloc(size);
-    out.copy(bigger, 0, 0, at);
-    out = bigger;
-  };
-  const write = (n: TrieNode): number => {
-    let childRefs: number[] | null = null;
-    if (n.children) {
-      childRefs = new Array<number>(n.children.length);
-      for (let i = 0; i < n.children.length; i++) childRefs[i] = write(n.children[i]!);
-    }
-    const offset = at;
-    let r = offset;
-    if (n.prefix.length) {
-      room(n.prefix.length + 1);
-      at = putAscii(out, at, n.prefix);
-      r |= NODE_PREFIX;
-    }
-    if (n.chars) {
-      const chars = n.chars;
-      const first = chars[0]!;
-      const span = chars[chars.length - 1]! - first + 1;
-      room(2 + 4 * span);
-      out[at++] = first;
-      out[at++] = first + span - 1;
-      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
-      for (let i = 0; i < chars.length; i++) setBe32(out, at + 4 * (chars[i]! - first), childRefs![i]!);
-      at += 4 * span;
-      r |= NODE_CHILDS;
-    }
-    if (n.values) {
-      room(4);
-      setBe32(out, at, n.values.length);
-      at += 4;
-      for (const v of n.values) {
-        room(5 + v.value.length);
-        setBe32(out, at, v.priority);
-        at = putAscii(out, at + 4, v.value);
-      }
-      r |= NODE_VALUES;
-    }
-    return r >>> 0;
-  };
-  const rootRef = write(root);
-  const file = out.subarray(0, at);
-  setBe32(file, OFF_MAGIC, INDEX_MAGIC);
-  setBe32(file, OFF_VERSION, INDEX_VERSION);
-  setBe32(file, OFF_ROOT, rootRef);
-  return Buffer.from(file);
 }
 
 function ref(n: TrieNode): number {
@@ -272,6 +216,7 @@ function measure(n: TrieNode): number {
   return n.total;
 }
 
+/** Pre-order offsets: the node, then each child subtree in edge order. */
 function placePre(n: TrieNode, at: number): number {
   n.offset = at;
   at += n.size;
@@ -279,9 +224,20 @@ function placePre(n: TrieNode, at: number): number {
   return at;
 }
 
-/** Copies a 7-bit string (checked on insert) byte by byte: cheaper than Buffer#write for short strings. */
+/** Post-order offsets (depmod <= 33 writes each child before its parent): children, then the node. */
+function placePost(n: TrieNode, at: number): number {
+  if (n.children) for (const k of n.children) at = placePost(k, at);
+  n.offset = at;
+  return at + n.size;
+}
+
+/**
+ * Copies a 7-bit string (checked on insert). Short strings byte by byte (a native call costs more),
+ * long ones with one native write.
+ */
 function putAscii(out: Buffer, at: number, s: string): number {
-  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
+  if (s.length > 16) at += out.write(s, at, 'latin1');
+  else for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
   out[at++] = 0;
   return at;
 }
@@ -421,4 +377,126 @@ export function decodeIndex(buf: Buffer): DecodedIndex {
 /** Exact-match lookup in a decoded entry list: the values of `key`, lowest priority first. */
 export function lookupIndex(entries: IndexEntry[], key: string): IndexEntry[] {
   return entries.filter((e) => e.key === key);
+}
+
+/** One node read in place (for lookups that visit a few nodes instead of decoding the file). */
+interface NodeView {
+  prefix: string;
+  /** child range; first > last when the node has none */
+  first: number;
+  last: number;
+  /** offset of the child reference table */
+  childAt: number;
+  /** offset of the value count, or -1 */
+  valuesAt: number;
+}
+
+function checkHeader(buf: Buffer): number {
+  if (buf.length < INDEX_HEADER_SIZE) bad(`file of ${buf.length} bytes is shorter than the header`, 0);
+  const magic = be32(buf, OFF_MAGIC);
+  if (magic !== INDEX_MAGIC) bad(`bad magic ${hex(magic)}, expected ${hex(INDEX_MAGIC)}`, OFF_MAGIC);
+  const version = be32(buf, OFF_VERSION);
+  if (version >>> 16 !== INDEX_VERSION_MAJOR) bad(`unsupported version ${hex(version)}`, OFF_VERSION);
+  return be32(buf, OFF_ROOT);
+}
+
+function readNode(buf: Buffer, r: number): NodeView {
+  const off = r & NODE_MASK;
+  if (off < INDEX_HEADER_SIZE || off > buf.length)
+    bad(`node reference ${hex(r)} points outside the file`, off);
+  if ((r & NODE_FLAGS & ~(NODE_PREFIX | NODE_VALUES | NODE_CHILDS)) !== 0)
+    bad(`node reference ${hex(r)} has unknown flags`, off);
+  let at = off;
+  let prefix = '';
+  if (r & NODE_PREFIX) [prefix, at] = readString(buf, at, 'prefix');
+  let first = 1;
+  let last = 0;
+  let childAt = 0;
+  if (r & NODE_CHILDS) {
+    if (at + 2 > buf.length) bad('child range runs past the end of the file', at);
+    first = buf[at]!;
+    last = buf[at + 1]!;
+    if (first > last || last >= INDEX_CHILDMAX) bad(`bad child range ${hex(first)}..${hex(last)}`, at);
+    childAt = at + 2;
+    at = childAt + 4 * (last - first + 1);
+    if (at > buf.length) bad(`child references run past the end of the file`, childAt);
+  }
+  return { prefix, first, last, childAt, valuesAt: r & NODE_VALUES ? at : -1 };
+}
+
+/** The reference of the child under edge character `ch`, or 0. */
+function childRef(buf: Buffer, n: NodeView, ch: number): number {
+  return ch >= n.first && ch <= n.last ? be32(buf, n.childAt + 4 * (ch - n.first)) : 0;
+}
+
+function readValues(buf: Buffer, n: NodeView, key: string, out: IndexEntry[]): void {
+  let at = n.valuesAt;
+  if (at < 0) return;
+  if (at + 4 > buf.length) bad('value count runs past the end of the file', at);
+  const count = be32(buf, at);
+  at += 4;
+  if (count > (buf.length - at) / 5) bad(`value count ${hex(count)} does not fit in the file`, at - 4);
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > buf.length) bad('value runs past the end of the file', at);
+    const priority = be32(buf, at);
+    const [value, next] = readString(buf, at + 4, 'value');
+    out.push({ key, value, priority });
+    at = next;
+  }
+}
+
+const WILDCARDS = [0x2a /* * */, 0x3f /* ? */, 0x5b /* [ */];
+
+/**
+ * Every entry whose key, read as an fnmatch pattern, matches `key`: kmod's `index_searchwild`
+ * (how modprobe resolves an alias through modules.alias.bin). Walks only the path of `key` plus the
+ * subtrees that start with a wildcard, reading nodes in place. Bounded: at most one node visit per
+ * byte of the file, and the chain depth is limited.
+ */
+export function searchIndexWild(buf: Buffer, key: string): IndexEntry[] {
+  const rootRef = checkHeader(buf);
+  const out: IndexEntry[] = [];
+  if ((rootRef & NODE_MASK) === 0) return out;
+  let budget = buf.length;
+  const visit = (r: number): NodeView => {
+    if (--budget < 0) bad('node visits exceed the file size (shared or looping nodes)', r & NODE_MASK);
+    return readNode(buf, r);
+  };
+  // A subtree whose key already holds a wildcard: collect its keys, fnmatch each against the rest.
+  // `head` = key text before the wildcard, `pattern` = key text from it, `rest` = what it must match.
+  const all = (n: NodeView, j: number, head: string, pattern: string, rest: string, depth: number): void => {
+    if (depth > INDEX_MAX_DEPTH) bad(`trie deeper than ${INDEX_MAX_DEPTH}`, n.childAt);
+    pattern += n.prefix.slice(j);
+    for (let ch = n.first; ch <= n.last; ch++) {
+      const c = childRef(buf, n, ch);
+      if (c & NODE_MASK) all(visit(c), 0, head, pattern + String.fromCharCode(ch), rest, depth + 1);
+    }
+    if (n.valuesAt >= 0 && globToRegExp(pattern).test(rest)) readValues(buf, n, head + pattern, out);
+  };
+  let n: NodeView | null = visit(rootRef);
+  let i = 0;
+  for (let depth = 0; n; depth++) {
+    if (depth > INDEX_MAX_DEPTH) bad(`trie deeper than ${INDEX_MAX_DEPTH}`, n.childAt);
+    const p = n.prefix;
+    for (let j = 0; j < p.length; j++) {
+      const ch = p.charCodeAt(j);
+      if (WILDCARDS.includes(ch)) {
+        all(n, j, key.slice(0, i + j), '', key.slice(i + j), depth);
+        return out;
+      }
+      if (ch !== key.charCodeAt(i + j)) return out;
+    }
+    i += p.length;
+    for (const w of WILDCARDS) {
+      const c = childRef(buf, n, w);
+      if (c & NODE_MASK) all(visit(c), 0, key.slice(0, i), String.fromCharCode(w), key.slice(i), depth + 1);
+    }
+    if (i === key.length) {
+      readValues(buf, n, key, out);
+      return out;
+    }
+    const c = childRef(buf, n, key.charCodeAt(i++));
+    n = c & NODE_MASK ? visit(c) : null;
+  }
+  return out;
 }

@@ -11,7 +11,7 @@
  *   remove      every *.ko* file under the version directory that is not kept (updates/, extra/ too)
  */
 import { UlfsError } from '../errors.js';
-import { decodeIndex } from './kmod-index.js';
+import { decodeIndex, searchIndexWild } from './kmod-index.js';
 import { rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
 import type { ModDepEntry } from './moddep.js';
 import { globToRegExp, isGlob, normalizeAlias, normalizeModuleName } from './names.js';
@@ -179,32 +179,29 @@ function parseSoftDeps(indexes: Record<string, Buffer>): SoftDeps {
 }
 
 /**
- * Alias patterns -> module names, for softdeps that name an alias (`pre: crypto-crc32c`). Built on
- * first use, from the aliases without ':' only: device aliases (pci:..., usb:..., acpi*:...) are
- * never softdep targets, and skipping them keeps this cheap on a 26,000-alias tree.
+ * Alias -> module names, for softdeps that name an alias (`pre: crypto-crc32c`,
+ * `pre: platform:idma64`). With modules.alias.bin this is modprobe's own lookup (a wildcard trie
+ * search that reads a few nodes). Without it, the text is parsed once on first use, skipping device
+ * aliases with ':' (pci:..., usb:...) to keep that cheap on a 26,000-alias tree.
  */
 function aliasResolver(indexes: Record<string, Buffer>): (name: string) => string[] {
+  const bin = indexes['modules.alias.bin'];
+  if (bin) return (name) => searchIndexWild(bin, normalizeAlias(name) ?? name).map((e) => e.value);
   let exact: Map<string, string[]> | undefined;
   const wild: { re: RegExp; mod: string }[] = [];
   const build = (): Map<string, string[]> => {
     const map = new Map<string, string[]>();
-    const add = (pattern: string, mod: string): void => {
-      if (pattern.includes(':')) return;
-      if (isGlob(pattern)) wild.push({ re: globToRegExp(pattern), mod });
-      else {
-        const l = map.get(pattern) ?? [];
-        l.push(mod);
-        map.set(pattern, l);
-      }
-    };
     const text = indexes['modules.alias'];
-    if (text) {
-      for (const m of latin1(text).matchAll(/^alias ([^ :\n]+) (\S+)$/gm)) {
-        const key = normalizeAlias(m[1]!);
-        if (key !== null) add(key, m[2]!);
+    if (!text) return map;
+    for (const m of latin1(text).matchAll(/^alias ([^ :\n]+) (\S+)$/gm)) {
+      const key = normalizeAlias(m[1]!);
+      if (key === null) continue;
+      if (isGlob(key)) wild.push({ re: globToRegExp(key), mod: m[2]! });
+      else {
+        const l = map.get(key) ?? [];
+        l.push(m[2]!);
+        map.set(key, l);
       }
-    } else if (indexes['modules.alias.bin']) {
-      for (const e of decodeIndex(indexes['modules.alias.bin']).entries) add(e.key, e.value);
     }
     return map;
   };
@@ -278,7 +275,14 @@ export function planModules(input: PlanInput): ModulePlan {
   };
   for (const n of resolved) keepName(n, 'used');
 
-  const allNames = new Set<string>([...byName.keys(), ...extraByName.keys()]);
+  // Every module name: modules.dep's plus the extra files' (no merged copy of 4,000 names).
+  const allNames = {
+    has: (n: string): boolean => byName.has(n) || extraByName.has(n),
+    *[Symbol.iterator](): IterableIterator<string> {
+      yield* byName.keys();
+      for (const n of extraByName.keys()) if (!byName.has(n)) yield n;
+    },
+  };
   for (const pattern of input.keep ?? []) {
     let hit = 0;
     if (isGlob(pattern)) {
