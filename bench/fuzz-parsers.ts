@@ -5,7 +5,8 @@
  *   npx tsx bench/fuzz-parsers.ts [--target NAME]... [--execs N] [--seconds S] [--seed N]
  *
  * Defaults: every target, 1,000,000 executions or 600 s each, whichever comes first. Prints one JSON
- * line per target: { target, execs, seconds, execsPerSecond, ulfsErrors, findings, slowestMs, maxRssMiB }.
+ * line per target: { target, execs, seconds, execsPerSecond, ulfsErrors, findings, slowestMs, maxRssMiB },
+ * and a progress line on stderr every minute.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -83,6 +84,7 @@ try {
     let slowest = 0;
     let maxRss = 0;
     const t0 = performance.now();
+    let lastProgress = t0;
     while (execs < maxExecs && performance.now() - t0 < maxSeconds * 1000) {
       const seed = seeds[Math.floor(rand() * seeds.length)]!;
       const muts = randomMutations(rand, seed);
@@ -96,7 +98,17 @@ try {
           console.error(`finding in ${t.name} (exec ${execs}): ${key} ${JSON.stringify(muts)}`);
         findings.set(key, (findings.get(key) ?? 0) + 1);
       }
-      if ((execs & 1023) === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      if ((execs & 1023) === 0) {
+        maxRss = Math.max(maxRss, process.memoryUsage().rss);
+        // A progress line on stderr every minute, so a run stopped early still says how far it got.
+        const now = performance.now();
+        if (now - lastProgress >= 60_000) {
+          lastProgress = now;
+          console.error(
+            `progress ${t.name}: ${execs} execs, ${Math.round((now - t0) / 1000)} s, ${ulfsErrors} typed rejections, ${findings.size} findings, slowest ${Math.round(slowest)} ms, max RSS ${Math.round(maxRss / 2 ** 20)} MiB`,
+          );
+        }
+      }
     }
     const seconds = (performance.now() - t0) / 1000;
     maxRss = Math.max(maxRss, process.memoryUsage().rss);
