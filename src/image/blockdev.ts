@@ -26,7 +26,39 @@ export interface BlockDevice {
   /** Makes every write so far durable (fsync). */
   sync(): void;
   close(): void;
+  /**
+   * Like readInto, for big scans of data that is probably not cached and maybe sparse (free blocks
+   * before zeroing): may bypass the page cache. Optional; call it through readUncached().
+   */
+  readUncachedInto?(buf: Uint8Array, pos: number): void;
 }
+
+/** dev.readUncachedInto where the device has it, else readInto. Give it a buffer from allocAligned. */
+export function readUncached(dev: BlockDevice, buf: Uint8Array, pos: number): void {
+  if (dev.readUncachedInto) dev.readUncachedInto(buf, pos);
+  else dev.readInto(buf, pos);
+}
+
+/**
+ * A page-aligned buffer, as O_DIRECT reads need (Node Buffers are only 8- or 16-byte aligned). A
+ * WebAssembly memory is the one page-aligned allocation JavaScript can ask for.
+ */
+export function allocAligned(size: number): Buffer {
+  const pages = Math.max(1, Math.ceil(size / 65536));
+  const mem = new wasm.Memory({ initial: pages, maximum: pages });
+  return Buffer.from(mem.buffer, 0, size);
+}
+
+// The lib settings declare no DOM/wasm globals; this is the one wasm API used.
+const wasm = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+  }
+).WebAssembly;
+
+// O_DIRECT wants offsets and lengths in multiples of the logical sector size (512, sometimes 4096);
+// anything else, and any EINVAL, falls back to an ordinary read.
+const DIRECT_ALIGN = 512;
 
 /** Bounds and mode checks shared by every device: IMAGE_TRUNCATED / IMAGE_OUT_OF_RANGE / IMAGE_READ_ONLY. */
 export function checkRange(dev: BlockDevice, pos: number, length: number, writing: boolean): void {
@@ -53,6 +85,8 @@ export class FileDevice implements BlockDevice {
   readonly writable: boolean;
   readonly name: string;
   private fd: number | null;
+  /** A second, O_DIRECT descriptor for readUncachedInto: undefined = not tried yet, null = unavailable. */
+  private directFd: number | null | undefined;
 
   constructor(path: string, mode: 'r' | 'rw' = 'r') {
     this.name = path;
@@ -97,6 +131,54 @@ export class FileDevice implements BlockDevice {
     }
   }
 
+  /**
+   * Reads with O_DIRECT where the platform and filesystem allow it (Linux; not macOS, not tmpfs).
+   * Reading a hole of a sparse image through the page cache makes the kernel allocate and zero a
+   * cache page for every 4 KiB of it: zeroing the free blocks of a fresh 2 GiB sparse copy took 5.6 s
+   * that way and 1.0 s with O_DIRECT. Coherent with our buffered writes: a direct read first writes
+   * back any dirty cached pages in its range.
+   */
+  readUncachedInto(buf: Uint8Array, pos: number): void {
+    checkRange(this, pos, buf.length, false);
+    const fd = this.directHandle();
+    if (fd === null || pos % DIRECT_ALIGN !== 0 || buf.length % DIRECT_ALIGN !== 0) {
+      this.readInto(buf, pos);
+      return;
+    }
+    let done = 0;
+    try {
+      while (done < buf.length) {
+        const n = fs.readSync(fd, buf, done, buf.length - done, pos + done);
+        if (n === 0) break;
+        done += n;
+        if (n % DIRECT_ALIGN !== 0) break; // a short read at the end of the file: finish below
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw ioError(this.name, e);
+      this.closeDirect(); // unaligned buffer or unsupported here: ordinary reads from now on
+    }
+    if (done < buf.length) this.readInto(buf.subarray(done), pos + done);
+  }
+
+  private directHandle(): number | null {
+    if (this.directFd !== undefined) return this.directFd;
+    const flag = (fs.constants as { O_DIRECT?: number }).O_DIRECT;
+    this.directFd = null;
+    if (flag) {
+      try {
+        this.directFd = fs.openSync(this.name, fs.constants.O_RDONLY | flag);
+      } catch {
+        // the filesystem refuses O_DIRECT (tmpfs): stay with ordinary reads
+      }
+    }
+    return this.directFd;
+  }
+
+  private closeDirect(): void {
+    if (typeof this.directFd === 'number') fs.closeSync(this.directFd);
+    this.directFd = null;
+  }
+
   write(pos: number, data: Uint8Array): void {
     checkRange(this, pos, data.length, true);
     let done = 0;
@@ -108,9 +190,15 @@ export class FileDevice implements BlockDevice {
   }
 
   close(): void {
+    this.closeDirect();
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }
+}
+
+function ioError(name: string, e: unknown): UlfsError {
+  const err = e as NodeJS.ErrnoException;
+  return new UlfsError('IO_ERROR', `${name}: ${err.message}`, { errno: err.code });
 }
 
 /** A window [offset, offset+length) of another device: a partition. */
@@ -140,6 +228,10 @@ export class SliceDevice implements BlockDevice {
   readInto(buf: Uint8Array, pos: number): void {
     checkRange(this, pos, buf.length, false);
     this.parent.readInto(buf, this.offset + pos);
+  }
+  readUncachedInto(buf: Uint8Array, pos: number): void {
+    checkRange(this, pos, buf.length, false);
+    readUncached(this.parent, buf, this.offset + pos);
   }
   write(pos: number, data: Uint8Array): void {
     checkRange(this, pos, data.length, true);

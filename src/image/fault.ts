@@ -5,7 +5,7 @@
  * "process" is dead and nothing more reaches the disk. Reads keep working.
  */
 import { UlfsError } from '../errors.js';
-import type { BlockDevice } from './blockdev.js';
+import { readUncached, type BlockDevice } from './blockdev.js';
 
 export interface FaultPlan {
   /** 1-based index of the call that fails. */
@@ -50,6 +50,9 @@ export class FaultDevice implements BlockDevice {
   }
   readInto(buf: Uint8Array, pos: number): void {
     this.inner.readInto(buf, pos);
+  }
+  readUncachedInto(buf: Uint8Array, pos: number): void {
+    readUncached(this.inner, buf, pos);
   }
 
   write(pos: number, data: Uint8Array): void {

@@ -22,7 +22,7 @@
  * Memory: pending data grows until the caller syncs; `pendingBytes` tells how much.
  */
 import { UlfsError } from '../errors.js';
-import { FileDevice, SliceDevice, checkRange, type BlockDevice } from './blockdev.js';
+import { FileDevice, SliceDevice, checkRange, readUncached, type BlockDevice } from './blockdev.js';
 import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter, type AppendFault } from './undo.js';
 
 const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
@@ -141,6 +141,16 @@ export class JournaledDevice implements BlockDevice {
       const e = Math.min(end, w.pos + w.data.length);
       if (s < e) buf.set(w.data.subarray(s - w.pos, e - w.pos), s - pos);
     }
+  }
+
+  /** Straight to the inner device's uncached read when nothing pending could overlay the range. */
+  readUncachedInto(buf: Uint8Array, pos: number): void {
+    if (this.pending.length > 0) {
+      this.readInto(buf, pos);
+      return;
+    }
+    this.check(pos, buf.length, false);
+    readUncached(this.dev, buf, pos);
   }
 
   write(pos: number, data: Uint8Array): void {

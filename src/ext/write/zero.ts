@@ -3,7 +3,8 @@
  * BLOCK_UNINIT groups synthesized, never read) and that is not already all zero is overwritten with
  * zeros; blocks already zero are not written, so sparse image files stay sparse. No metadata changes.
  *
- * Free runs are read in large pieces (up to 4 MiB), compared natively (Buffer.equals) first as a
+ * Free runs are read in large pieces (up to 4 MiB), bypassing the page cache where the device can
+ * (readUncached: holes of a sparse image cost nothing then), compared natively (Buffer.equals) first as a
  * whole piece, then block by block only when the piece is not all zero; consecutive dirty blocks are
  * written in one call.
  *
@@ -11,6 +12,7 @@
  * internal journal. With s_start = 0 the log holds nothing to replay, so e2fsck stays clean.
  */
 import { UlfsError } from '../../errors.js';
+import { allocAligned, readUncached } from '../../image/blockdev.js';
 import { freeRuns } from '../bitmaps.js';
 import { groupBlockCount, groupFirstBlock } from './geometry.js';
 import { mapInode } from './mapping.js';
@@ -64,7 +66,7 @@ class Zeroer {
     readonly total: number,
   ) {
     const piece = Math.max(vol.bs, Math.floor(PIECE / vol.bs) * vol.bs);
-    this.buf = Buffer.allocUnsafe(piece);
+    this.buf = allocAligned(piece);
     this.zero = Buffer.alloc(piece);
   }
 
@@ -93,7 +95,7 @@ class Zeroer {
       const start = first + off;
       vol.checkBlock(start + n - 1, 'free block');
       const view = this.buf.subarray(0, n * bs);
-      dev.readInto(view, start * bs);
+      readUncached(dev, view, start * bs);
       this.report.blocksScanned += n;
       if (view.equals(this.zero.subarray(0, n * bs))) {
         this.report.blocksAlreadyZero += n;
