@@ -67,50 +67,83 @@ function eachLine(text: string, fn: (line: string) => void): void {
 /** Up to this many kept names one native regex scan beats a JS loop over every line (measured 3-4x). */
 const REGEX_FILTER_MAX = 400;
 
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The kept lines of an alias/symbols file, and the key and module of each kept `alias` line. */
+interface KeptLines {
+  /** the lines, each ending in '\n' */
+  bytes: Buffer;
+  /** the field between `alias ` and the module (pattern or `symbol:<name>`), as written */
+  keys: string[];
+  modules: string[];
+}
+
 /**
- * Lines whose LAST field is a kept name, found by one native scan for ` <name>` right before a line
- * end (no per-line JS work, no backtracking over whole lines); leading comment lines are kept.
+ * Keeps the leading comment lines and the lines whose LAST field is a kept module name. For a small
+ * keep set one native regex scan for ` <name>` right before a line end finds them (no per-line JS
+ * work, no backtracking over whole lines); otherwise every line's last field is looked up. The
+ * output is copied from the file's bytes (latin1 offsets are byte offsets), not built as a string.
  */
-function filterByRegex(text: string, keep: Set<string>): string {
-  let out = '';
+function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
+  const text = latin1(buf);
+  const ranges: number[] = []; // [start, end) pairs of kept lines, without their '\n'
+  const keys: string[] = [];
+  const modules: string[] = [];
   let start = 0;
   while (start < text.length && text.charCodeAt(start) === 0x23 /* # */) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
-    out += text.slice(start, end) + '\n';
+    ranges.push(start, end);
     start = end + 1;
   }
-  if (keep.size === 0) return out;
-  const alt = [...keep].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-  const re = new RegExp(` (?:${alt})$`, 'gm');
-  re.lastIndex = start;
-  let lastEnd = start - 1;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const end = m.index + m[0].length;
-    const lineStart = Math.max(start, text.lastIndexOf('\n', m.index) + 1);
-    if (lineStart > lastEnd) out += text.slice(lineStart, end) + '\n';
-    lastEnd = end;
+  // sp = the space before the module name of the kept line [lineStart, end).
+  const take = (lineStart: number, sp: number, end: number): void => {
+    ranges.push(lineStart, end);
+    if (sp - lineStart > 6 && text.startsWith('alias ', lineStart)) {
+      keys.push(text.slice(lineStart + 6, sp));
+      modules.push(text.slice(sp + 1, end));
+    }
+  };
+  if (keep.size > 0 && keep.size <= REGEX_FILTER_MAX) {
+    const re = new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm');
+    re.lastIndex = start;
+    let lastEnd = start - 1;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const end = m.index + m[0].length;
+      const lineStart = Math.max(start, text.lastIndexOf('\n', m.index) + 1);
+      if (lineStart > lastEnd) take(lineStart, m.index, end);
+      lastEnd = end;
+    }
+  } else if (keep.size > 0) {
+    while (start < text.length) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      const sp = text.lastIndexOf(' ', end - 1);
+      if (end > start && text.charCodeAt(start) === 0x23) ranges.push(start, end);
+      else if (sp >= start && keep.has(text.slice(sp + 1, end))) take(start, sp, end);
+      start = end + 1;
+    }
+  }
+  return { bytes: copyLines(buf, ranges), keys, modules };
+}
+
+/** The byte ranges [start, end) of `buf` as lines, each followed by '\n'. */
+function copyLines(buf: Buffer, ranges: number[]): Buffer {
+  let size = 0;
+  for (let i = 0; i < ranges.length; i += 2) size += ranges[i + 1]! - ranges[i]! + 1;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < ranges.length; i += 2) {
+    at += buf.copy(out, at, ranges[i]!, ranges[i + 1]!);
+    out[at++] = 0x0a;
   }
   return out;
 }
 
-/**
- * Keeps comment lines and the lines whose module field is kept: the second space-separated field
- * (softdep, weakdep) or the last one (alias, symbols). Slices only the name, then the kept lines.
- */
-// The last filter result: rewriteIndexes filters modules.symbols twice (owners, then output).
-let lastFilter: { text: string; keep: Set<string>; field: 1 | 'last'; out: string } | undefined;
-
-function filterByField(text: string, keep: Set<string>, field: 1 | 'last'): string {
-  const l = lastFilter;
-  if (l && l.text === text && l.keep === keep && l.field === field) return l.out;
-  const out = filterByFieldUncached(text, keep, field);
-  lastFilter = { text, keep, field, out };
-  return out;
-}
-
-function filterByFieldUncached(text: string, keep: Set<string>, field: 1 | 'last'): string {
-  if (field === 'last' && keep.size <= REGEX_FILTER_MAX) return filterByRegex(text, keep);
+/** Keeps comment lines and the lines whose second space-separated field (softdep, weakdep) is kept. */
+function filterBySecondField(text: string, keep: Set<string>): string {
   let out = '';
   let start = 0;
   const len = text.length;
@@ -120,10 +153,7 @@ function filterByFieldUncached(text: string, keep: Set<string>, field: 1 | 'last
     let keepLine: boolean;
     if (end === start) keepLine = false;
     else if (text.charCodeAt(start) === 0x23 /* # */) keepLine = true;
-    else if (field === 'last') {
-      const sp = text.lastIndexOf(' ', end - 1);
-      keepLine = keep.has(text.slice(sp < start ? start : sp + 1, end));
-    } else {
+    else {
       const a = text.indexOf(' ', start);
       if (a < 0 || a >= end) keepLine = false;
       else {
@@ -191,17 +221,18 @@ export function rewriteModDep(
   return kept.map((e, i) => ({ path: e.path, name: e.name, deps: sorted[i]!.map((j) => kept[j]!.path) }));
 }
 
-/** Symbol -> owning module, from modules.symbols text (or .bin), for kept modules only. */
-function symbolOwners(indexes: Record<string, Buffer>, keep: Set<string>): Map<string, string> {
+/** Symbol -> owning module, from the kept modules.symbols lines (or the .bin), for kept modules only. */
+function symbolOwners(
+  indexes: Record<string, Buffer>,
+  keep: Set<string>,
+  keptSymbols: () => KeptLines | null,
+): Map<string, string> {
   const owners = new Map<string, string>();
-  const text = indexes['modules.symbols'];
-  if (text) {
-    eachLine(filterByField(latin1(text), keep, 'last'), (line) => {
-      if (!line.startsWith('alias symbol:')) return;
-      const sp = line.lastIndexOf(' ');
-      const mod = line.slice(sp + 1);
-      if (keep.has(mod)) owners.set(line.slice(13, sp), mod);
-    });
+  const kept = keptSymbols();
+  if (kept) {
+    const { keys, modules } = kept;
+    for (let i = 0; i < keys.length; i++)
+      if (keys[i]!.startsWith('symbol:')) owners.set(keys[i]!.slice(7), modules[i]!);
   } else if (indexes['modules.symbols.bin']) {
     for (const e of decodeIndex(indexes['modules.symbols.bin']).entries) {
       if (keep.has(e.value) && e.key.startsWith('symbol:')) owners.set(e.key.slice(7), e.value);
@@ -219,20 +250,28 @@ export function rewriteIndexes(
   const order = options.order ?? 'post';
   const out: Record<string, Buffer> = {};
   const all = readModDep(indexes);
+  // modules.symbols is read once, for the owners (dep order) and for its output.
+  let symbols: KeptLines | null | undefined;
+  const keptSymbols = (): KeptLines | null =>
+    symbols === undefined
+      ? (symbols = indexes['modules.symbols']
+          ? keptByLastField(indexes['modules.symbols'], keepModules)
+          : null)
+      : symbols;
   // Module name -> new position (the priority in every .bin).
   const newIdx = new Map<string, number>();
-  let keptPaths: Set<string> | null = null;
+  let keptPaths: string[] | null = null;
   if (all) {
     // Built on first use: only modules with two or more direct deps need their imports resolved.
     let owners: Map<string, string> | undefined;
     const dep = rewriteModDep(
       all,
       keepModules,
-      () => (owners ??= symbolOwners(indexes, keepModules)),
+      () => (owners ??= symbolOwners(indexes, keepModules, keptSymbols)),
       options.moduleImage,
     );
     dep.forEach((e, i) => newIdx.set(e.name, i));
-    keptPaths = new Set(dep.map((e) => uncompressedPath(e.path)));
+    keptPaths = dep.map((e) => uncompressedPath(e.path));
     if (indexes['modules.dep']) out['modules.dep'] = Buffer.from(encodeModDep(dep), 'latin1');
     if (indexes['modules.dep.bin']) {
       const b = new IndexBuilder();
@@ -245,24 +284,13 @@ export function rewriteIndexes(
   // A module missing from modules.dep (stale index) keeps a position after all known ones.
   const prio = (name: string, old: number): number => newIdx.get(name) ?? (all ? newIdx.size + old : old);
 
-  rewritePair(indexes, out, 'modules.alias', keepModules, order, prio, (line) => {
-    // `alias <pattern> <module>`
-    if (!line.startsWith('alias ')) return null;
-    const sp = line.lastIndexOf(' ');
-    if (sp <= 6) return null;
-    const key = normalizeAlias(line.slice(6, sp));
-    return key === null ? null : { key, module: line.slice(sp + 1) };
-  });
-  rewritePair(indexes, out, 'modules.symbols', keepModules, order, prio, (line) => {
-    // `alias symbol:<name> <module>`
-    if (!line.startsWith('alias ')) return null;
-    const sp = line.lastIndexOf(' ');
-    if (sp <= 6) return null;
-    return { key: line.slice(6, sp), module: line.slice(sp + 1) };
-  });
+  const alias = indexes['modules.alias'] ? keptByLastField(indexes['modules.alias'], keepModules) : null;
+  // The .bin key of an alias is its normalised pattern; depmod leaves out one it cannot normalise.
+  rewritePair(indexes, out, 'modules.alias', alias, normalizeAlias, keepModules, order, prio);
+  rewritePair(indexes, out, 'modules.symbols', keptSymbols(), (k) => k, keepModules, order, prio);
   for (const f of ['modules.softdep', 'modules.weakdep']) {
     const t = indexes[f];
-    if (t) out[f] = Buffer.from(filterByField(latin1(t), keepModules, 1), 'latin1');
+    if (t) out[f] = Buffer.from(filterBySecondField(latin1(t), keepModules), 'latin1');
   }
   const devname = indexes['modules.devname'];
   if (devname) {
@@ -274,16 +302,46 @@ export function rewriteIndexes(
     out['modules.devname'] = Buffer.from(body ? DEVNAME_HEADER + body : '', 'latin1');
   }
   const orderFile = indexes['modules.order'];
-  if (orderFile) {
-    let body = '';
-    eachLine(latin1(orderFile), (line) => {
-      if (line === '') return;
-      const keep = keptPaths ? keptPaths.has(line) : keepModules.has(normalizeModuleName(line));
-      if (keep) body += line + '\n';
-    });
-    out['modules.order'] = Buffer.from(body, 'latin1');
-  }
+  if (orderFile) out['modules.order'] = filterOrder(orderFile, keptPaths, keepModules);
   return out;
+}
+
+/**
+ * modules.order keeps the lines naming a kept file (uncompressed paths, as the kernel build writes
+ * them). With modules.dep's kept paths, one native regex scan for whole lines finds them; without
+ * modules.dep every line's module name is checked.
+ */
+function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<string>): Buffer {
+  const text = latin1(buf);
+  const ranges: number[] = [];
+  if (keptPaths && keptPaths.length <= REGEX_FILTER_MAX) {
+    if (keptPaths.length) {
+      const re = new RegExp(`^(?:${keptPaths.map(escapeRegExp).join('|')})$`, 'gm');
+      for (let m = re.exec(text); m; m = re.exec(text)) {
+        if (m[0].length === 0) re.lastIndex++;
+        else ranges.push(m.index, m.index + m[0].length);
+      }
+    }
+  } else {
+    const set = keptPaths ? new Set(keptPaths) : null;
+    eachLineAt(text, (start, end) => {
+      if (end === start) return;
+      const line = text.slice(start, end);
+      if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) ranges.push(start, end);
+    });
+  }
+  return copyLines(buf, ranges);
+}
+
+/** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
+function eachLineAt(text: string, fn: (start: number, end: number) => void): void {
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    fn(start, end);
+    start = end + 1;
+  }
 }
 
 /**
@@ -294,22 +352,21 @@ function rewritePair(
   indexes: Record<string, Buffer>,
   out: Record<string, Buffer>,
   name: string,
+  kept: KeptLines | null,
+  binKey: (field: string) => string | null,
   keep: Set<string>,
   order: IndexWriteOrder,
   prio: (module: string, old: number) => number,
-  parse: (line: string) => { key: string; module: string } | null,
 ): void {
-  const text = indexes[name];
   const bin = indexes[name + '.bin'];
-  if (text) {
-    const filtered = filterByField(latin1(text), keep, 'last');
-    out[name] = Buffer.from(filtered, 'latin1');
+  if (kept) {
+    out[name] = kept.bytes;
     if (bin) {
       const b = new IndexBuilder();
-      eachLine(filtered, (line) => {
-        const e = parse(line);
-        if (e) b.insert(e.key, e.module, prio(e.module, 0));
-      });
+      for (let i = 0; i < kept.keys.length; i++) {
+        const key = binKey(kept.keys[i]!);
+        if (key !== null) b.insert(key, kept.modules[i]!, prio(kept.modules[i]!, 0));
+      }
       out[name + '.bin'] = b.encode(order);
     }
   } else if (bin) {

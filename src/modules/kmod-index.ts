@@ -126,15 +126,49 @@ function setChild(node: TrieNode, ch: number, child: TrieNode): void {
   kids.splice(i, 0, child);
 }
 
-/** An in-memory trie with depmod's insertion semantics. */
+/**
+ * Collects (key, value, priority) entries and writes them as a kmod index with depmod's semantics.
+ * The default (post-order) writer works from the sorted keys, without building a node tree.
+ */
 export class IndexBuilder {
-  private readonly root = newNode('');
-  count = 0;
+  private readonly keys: string[] = [];
+  private readonly values: string[] = [];
+  private readonly priorities: number[] = [];
+
+  get count(): number {
+    return this.keys.length;
+  }
 
   insert(key: string, value: string, priority: number): void {
     checkAscii(key, 'key');
     checkAscii(value, 'value');
-    let node = this.root;
+    this.keys.push(key);
+    this.values.push(value);
+    this.priorities.push(priority);
+  }
+
+  /** Serialises the trie the way depmod does ('post' = kmod <= 33: root last, 'pre' = kmod >= 34: root first). */
+  encode(order: IndexWriteOrder = 'post'): Buffer {
+    if (order === 'post') return encodeSortedPost(this.keys, this.values, this.priorities);
+    const root = buildTree(this.keys, this.values, this.priorities);
+    const total = measure(root);
+    // Zeroed: gaps in a child range must read as 0 ("no child").
+    const out = Buffer.alloc(INDEX_HEADER_SIZE + total);
+    setBe32(out, OFF_MAGIC, INDEX_MAGIC);
+    setBe32(out, OFF_VERSION, INDEX_VERSION);
+    placePre(root, INDEX_HEADER_SIZE);
+    setBe32(out, OFF_ROOT, ref(root));
+    writeNodes(root, out);
+    return out;
+  }
+}
+
+/** The node tree depmod builds (`index_insert`), for the pre-order writer. */
+function buildTree(keys: string[], values: string[], priorities: number[]): TrieNode {
+  const root = newNode('');
+  for (let e = 0; e < keys.length; e++) {
+    const key = keys[e]!;
+    let node = root;
     let i = 0;
     // Bounded by the key length: every step consumes at least one key character or ends.
     for (;;) {
@@ -155,40 +189,132 @@ export class IndexBuilder {
       }
       i += j;
       if (i === key.length) {
-        addValue(node, value, priority);
-        this.count++;
-        return;
+        addValue(node, values[e]!, priorities[e]!);
+        break;
       }
       const ch = key.charCodeAt(i);
       const child = getChild(node, ch);
       if (!child) {
         const leaf = newNode(key.slice(i + 1));
-        addValue(leaf, value, priority);
+        addValue(leaf, values[e]!, priorities[e]!);
         setChild(node, ch, leaf);
-        this.count++;
-        return;
+        break;
       }
       node = child;
       i++;
     }
   }
+  return root;
+}
 
-  /**
-   * Serialises the trie the way depmod does ('post' = kmod <= 33: children before their parent, root
-   * last; 'pre' = kmod >= 34: root first). Sizes every node first, so the file is one allocation.
-   */
-  encode(order: IndexWriteOrder = 'post'): Buffer {
-    const total = measure(this.root);
-    // Zeroed: gaps in a child range must read as 0 ("no child").
-    const out = Buffer.alloc(INDEX_HEADER_SIZE + total);
-    setBe32(out, OFF_MAGIC, INDEX_MAGIC);
-    setBe32(out, OFF_VERSION, INDEX_VERSION);
-    if (order === 'post') placePost(this.root, INDEX_HEADER_SIZE);
-    else placePre(this.root, INDEX_HEADER_SIZE);
-    setBe32(out, OFF_ROOT, ref(this.root));
-    writeNodes(this.root, out);
-    return out;
+/**
+ * depmod's post-order file straight from the sorted distinct keys: a node covers a run of sorted
+ * keys; its prefix ends where they stop agreeing (the smallest common-prefix length of neighbours
+ * in the run), a key ending there gives it values, and the rest split into child runs by the next
+ * character. Children are written before their parent, so each child table already knows the
+ * offsets. The root never has a prefix (depmod's root starts empty and is never split).
+ */
+function encodeSortedPost(keys: string[], values: string[], priorities: number[]): Buffer {
+  // Entry indexes per key; most keys have one value.
+  const byKey = new Map<string, number | number[]>();
+  for (let e = 0; e < keys.length; e++) {
+    const had = byKey.get(keys[e]!);
+    if (had === undefined) byKey.set(keys[e]!, e);
+    else if (typeof had === 'number') byKey.set(keys[e]!, [had, e]);
+    else had.push(e);
   }
+  // Default sort compares UTF-16 units: byte order for these 7-bit keys, as the trie's edge order.
+  const sorted = [...byKey.keys()].sort();
+  const n = sorted.length;
+  // lcp[i] = length of the common prefix of sorted[i - 1] and sorted[i].
+  const lcp = new Int32Array(n);
+  for (let i = 1; i < n; i++) {
+    const a = sorted[i - 1]!;
+    const b = sorted[i]!;
+    const m = Math.min(a.length, b.length);
+    let j = 0;
+    while (j < m && a.charCodeAt(j) === b.charCodeAt(j)) j++;
+    lcp[i] = j;
+  }
+
+  let size = INDEX_HEADER_SIZE + 64;
+  for (let e = 0; e < keys.length; e++) size += keys[e]!.length + values[e]!.length + 16;
+  let out = Buffer.alloc(size);
+  let at = INDEX_HEADER_SIZE;
+  const room = (k: number): void => {
+    if (at + k <= out.length) return;
+    const bigger = Buffer.alloc(Math.max(out.length * 2, at + k));
+    out.copy(bigger, 0, 0, at);
+    out = bigger;
+  };
+
+  // Writes the node of sorted[lo..hi) whose key so far has `d` characters; returns its reference.
+  const write = (lo: number, hi: number, d: number, root: boolean): number => {
+    const first = sorted[lo] ?? '';
+    let end = first.length;
+    if (root) end = 0;
+    else if (hi - lo > 1) {
+      end = lcp[lo + 1]!;
+      for (let i = lo + 2; i < hi; i++) if (lcp[i]! < end) end = lcp[i]!;
+    }
+    let i = lo;
+    const hasValues = lo < hi && first.length === end;
+    if (hasValues) i++;
+    let chars: number[] | null = null;
+    let refs: number[] | null = null;
+    while (i < hi) {
+      const ch = sorted[i]!.charCodeAt(end);
+      let j = i + 1;
+      while (j < hi && lcp[j]! > end) j++;
+      const r = write(i, j, end + 1, false);
+      (chars ??= []).push(ch);
+      (refs ??= []).push(r);
+      i = j;
+    }
+    let r = at;
+    if (end > d) {
+      room(end - d + 1);
+      for (let k = d; k < end; k++) out[at++] = first.charCodeAt(k);
+      out[at++] = 0;
+      r |= NODE_PREFIX;
+    }
+    if (chars) {
+      const c0 = chars[0]!;
+      const span = chars[chars.length - 1]! - c0 + 1;
+      room(2 + 4 * span);
+      out[at++] = c0;
+      out[at++] = c0 + span - 1;
+      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
+      for (let k = 0; k < chars.length; k++) setBe32(out, at + 4 * (chars[k]! - c0), refs![k]!);
+      at += 4 * span;
+      r |= NODE_CHILDS;
+    }
+    if (hasValues) {
+      const v = byKey.get(first)!;
+      const list = typeof v === 'number' ? [v] : orderValues(v, priorities);
+      room(4);
+      setBe32(out, at, list.length);
+      at += 4;
+      for (const e of list) {
+        room(5 + values[e]!.length);
+        setBe32(out, at, priorities[e]!);
+        at = putAscii(out, at + 4, values[e]!);
+      }
+      r |= NODE_VALUES;
+    }
+    return r >>> 0;
+  };
+
+  const rootRef = write(0, n, 0, true);
+  setBe32(out, OFF_MAGIC, INDEX_MAGIC);
+  setBe32(out, OFF_VERSION, INDEX_VERSION);
+  setBe32(out, OFF_ROOT, rootRef);
+  return out.subarray(0, at);
+}
+
+/** depmod's value order for one key: ascending priority, a later insertion before an earlier equal one. */
+function orderValues(entries: number[], priorities: number[]): number[] {
+  return [...entries].sort((a, b) => priorities[a]! - priorities[b]! || b - a);
 }
 
 function ref(n: TrieNode): number {
@@ -222,13 +348,6 @@ function placePre(n: TrieNode, at: number): number {
   at += n.size;
   if (n.children) for (const k of n.children) at = placePre(k, at);
   return at;
-}
-
-/** Post-order offsets (depmod <= 33 writes each child before its parent): children, then the node. */
-function placePost(n: TrieNode, at: number): number {
-  if (n.children) for (const k of n.children) at = placePost(k, at);
-  n.offset = at;
-  return at + n.size;
 }
 
 /**
