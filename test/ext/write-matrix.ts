@@ -137,9 +137,21 @@ export async function runMatrixCase(
     let r = removePaths(dev, ['/a']);
     expect(r).toMatchObject({ removedFiles: 1, inodesFreed: 0 });
     expect(sha(img.spec, '/hard')).toBe(sha256(Buffer.from('hello\n')));
+    const freedInos = ['/hard', '/fast', '/slow', '/fifo'].map((p) => inoOf(img.spec, p));
     r = removePaths(dev, ['/hard', '/fast', '/slow', '/fifo']);
     expect(r).toMatchObject({ removedFiles: 4, inodesFreed: 4 });
     expectClean(img, dev, 'links, symlinks, fifo');
+    // freed inode records are wiped: debugfs dumps nothing but zero words
+    for (const ino of freedInos) {
+      const words = debugfs(img.spec, [`inode_dump <${ino}>`])
+        .split('\n')
+        .flatMap((l) => (/^[0-7]{4}  /.test(l) ? l.slice(6, 45).trim().split(/\s+/) : []));
+      expect(words.length, `inode ${ino}`).toBeGreaterThan(0);
+      expect(
+        words.filter((w) => w !== '0000'),
+        `inode ${ino}`,
+      ).toEqual([]);
+    }
 
     // extent depth 1 / 2 trees, block maps up to triple indirect
     const gone = ['/frag', '/big'];

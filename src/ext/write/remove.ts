@@ -3,9 +3,10 @@
  * (ext4-brief §10.3–§10.6), done in memory on a Volume and flushed once: one pass of bitmap,
  * descriptor and superblock writes for the whole batch.
  *
- * Freeing an inode mimics the kernel's ext4_evict_inode: blocks (data, extent-tree or indirect) freed,
- * the xattr block released by refcount, size/i_blocks/i_file_acl zeroed, i_block reset to an empty
- * extent header (EXTENTS_FL) or zeros, dtime = ctime = now, links 0; then the inode bit cleared.
+ * Freeing an inode: blocks (data, extent-tree or indirect) freed, the xattr block released by
+ * refcount, the inode bit cleared, and the whole inode record wiped to zeros. (The kernel's
+ * ext4_evict_inode instead leaves the old record with links 0 and a dtime; an all-zero record is what
+ * mke2fs leaves in an unused slot, and what a pruned image should carry: nothing of the removed files.)
  */
 import { le32, setLe16, setLe32 } from '../../binary/bytes.js';
 import { UlfsError, hex } from '../../errors.js';
@@ -17,26 +18,15 @@ import {
   flags,
   FL_APPEND,
   FL_ENCRYPT,
-  FL_EXTENTS,
   FL_IMMUTABLE,
   FL_INLINE_DATA,
   hasBlockMap,
-  I_BLOCK,
-  I_BLOCK_SIZE,
-  I_BLOCKS_HI,
-  I_BLOCKS_LO,
   I_CTIME,
-  I_DTIME,
-  I_FILE_ACL_HIGH,
-  I_FILE_ACL_LO,
   I_LINKS_COUNT,
   I_MTIME,
-  I_SIZE_HIGH,
-  I_SIZE_LO,
   links,
   mapInode,
   S_IFDIR,
-  EXT_MAGIC,
 } from './mapping.js';
 import type { Volume } from './volume.js';
 
@@ -62,7 +52,7 @@ export interface RemoveOptions {
   pruneEmptyDirs?: boolean;
   /** Paths that are already gone are skipped instead of failing (batch use). */
   missingOk?: boolean;
-  /** Seconds since the epoch for dtime/ctime/mtime (default: now). */
+  /** Seconds since the epoch for the ctime/mtime of the directories that change (default: now). */
   now?: number;
 }
 
@@ -128,21 +118,10 @@ export class Remover {
     }
     const acl = fileAcl(raw);
     if (acl) freed += this.releaseXattrBlock(ino, acl);
-    // kernel ext4_evict_inode state
-    setLe32(raw, I_SIZE_LO, 0);
-    setLe32(raw, I_SIZE_HIGH, 0);
-    setLe32(raw, I_BLOCKS_LO, 0);
-    setLe16(raw, I_BLOCKS_HI, 0);
-    setLe32(raw, I_FILE_ACL_LO, 0);
-    setLe16(raw, I_FILE_ACL_HIGH, 0);
-    raw.fill(0, I_BLOCK, I_BLOCK + I_BLOCK_SIZE);
-    if (flags(raw) & FL_EXTENTS) {
-      setLe16(raw, I_BLOCK, EXT_MAGIC);
-      setLe16(raw, I_BLOCK + 4, 4); // eh_max of the root
-    }
-    setLe16(raw, I_LINKS_COUNT, 0);
-    setLe32(raw, I_DTIME, this.now);
-    setLe32(raw, I_CTIME, this.now);
+    // Wiped to zeros, the state mke2fs leaves an unused inode in: no name, size, times or block
+    // pointers of the removed file stay behind, and the inode table compresses like a fresh one.
+    // e2fsck takes an all-zero record as valid without a checksum; flush leaves it all zero.
+    raw.fill(0);
     vol.writeInode(ino);
     vol.freeInode(ino, isDir);
     this.report.inodesFreed++;

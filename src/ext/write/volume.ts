@@ -13,7 +13,7 @@
  */
 import type { BlockDevice } from '../../image/blockdev.js';
 import { UlfsError, hex } from '../../errors.js';
-import { le16, le32, setLe16, setLe32 } from '../../binary/bytes.js';
+import { isZero, le16, le32, setLe16, setLe32 } from '../../binary/bytes.js';
 import {
   blockBitmapCsum,
   inodeBitmapCsum,
@@ -354,7 +354,11 @@ export class Volume {
       for (const [blk, dirIno] of this.dirLeaves) {
         setDirLeafCsum(geo.seed, dirIno, le32(this.inode(dirIno), I_GENERATION), this.block(blk));
       }
-      for (const ino of this.dirtyInodes) setInodeCsum(geo.seed, ino, this.inode(ino), geo.inodeSize);
+      for (const ino of this.dirtyInodes) {
+        const raw = this.inode(ino);
+        // a freed, wiped inode stays all zero, like an unused one from mke2fs (e2fsck accepts it)
+        if (!isZero(raw)) setInodeCsum(geo.seed, ino, raw, geo.inodeSize);
+      }
     }
     // bitmaps: copy into the cached bitmap blocks, checksum into the descriptors
     for (const g of this.dirtyBbm) {
