@@ -93,17 +93,20 @@ export function readElfImports(
     const shstrSec = sec(shstrndx);
     const shstr = get(shstrSec.off, shstrSec.size);
     if (!shstr) return null;
-    const cstr = (b: Buffer, off: number): string | null => {
-      if (off >= b.length) return null;
-      const end = b.indexOf(0, off);
-      return end < 0 ? null : b.toString('latin1', off, end);
+    // String tables are read as latin1 strings once: V8's string builtins stay cheap in a cold
+    // process, a Buffer method call per symbol does not.
+    const cstr = (t: string, off: number): string | null => {
+      if (off >= t.length) return null;
+      const end = t.indexOf('\0', off);
+      return end < 0 ? null : t.slice(off, end);
     };
+    const shstrText = shstr.toString('latin1');
     let symtab: Buffer | null = null;
     let strtab: Buffer | null = null;
     let versions: Buffer | null = null;
     for (let i = 0; i < shnum; i++) {
       const s = sec(i);
-      const name = cstr(shstr, s.name);
+      const name = cstr(shstrText, s.name);
       if (name === '.symtab') symtab = get(s.off, s.size);
       else if (name === '.strtab') strtab = get(s.off, s.size);
       else if (name === '__versions') versions = get(s.off, s.size);
@@ -112,11 +115,12 @@ export function readElfImports(
     const symSize = is64 ? 24 : 16;
     const shndxAt = is64 ? 6 : 14;
     if (symtab.length % symSize !== 0) return null;
+    const strtabText = strtab.toString('latin1');
     const out: string[] = [];
     const seen = new Set<string>();
     for (let off = symSize; off < symtab.length; off += symSize) {
       if (u16(symtab, off + shndxAt) !== 0) continue;
-      const name = cstr(strtab, u32(symtab, off));
+      const name = cstr(strtabText, u32(symtab, off));
       if (name === null) return null;
       if (name === '') continue;
       out.push(name);
@@ -125,10 +129,10 @@ export function readElfImports(
     }
     if (versions && versions.length % VERSION_ENTRY_SIZE === 0) {
       const crcLen = is64 ? 8 : 4;
-      for (let off = 0; off < versions.length; off += VERSION_ENTRY_SIZE) {
-        const end = versions.indexOf(0, off + crcLen);
-        const name = versions.toString(
-          'latin1',
+      const v = versions.toString('latin1');
+      for (let off = 0; off < v.length; off += VERSION_ENTRY_SIZE) {
+        const end = v.indexOf('\0', off + crcLen);
+        const name = v.slice(
           off + crcLen,
           end < 0 || end > off + VERSION_ENTRY_SIZE ? off + VERSION_ENTRY_SIZE : end,
         );

@@ -248,7 +248,13 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
     out = bigger;
   };
 
-  // Writes the node of sorted[lo..hi) whose key so far has `d` characters; returns its reference.
+  // Children of the nodes being written (a node's are those above the depth it started at): one
+  // pair of stacks instead of two arrays per node.
+  const childChars: number[] = [];
+  const childRefs: number[] = [];
+
+  // Writes the node of sorted[lo..hi) whose key so far has `d` characters; returns its reference
+  // (as an int32: the flag bits make it negative; setBe32 writes the same 4 bytes).
   const write = (lo: number, hi: number, d: number, root: boolean): number => {
     const first = sorted[lo] ?? '';
     let end = first.length;
@@ -260,15 +266,14 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
     let i = lo;
     const hasValues = lo < hi && first.length === end;
     if (hasValues) i++;
-    let chars: number[] | null = null;
-    let refs: number[] | null = null;
+    const mark = childChars.length;
     while (i < hi) {
       const ch = sorted[i]!.charCodeAt(end);
       let j = i + 1;
       while (j < hi && lcp[j]! > end) j++;
       const r = write(i, j, end + 1, false);
-      (chars ??= []).push(ch);
-      (refs ??= []).push(r);
+      childChars.push(ch);
+      childRefs.push(r);
       i = j;
     }
     let r = at;
@@ -278,31 +283,36 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
       out[at++] = 0;
       r |= NODE_PREFIX;
     }
-    if (chars) {
-      const c0 = chars[0]!;
-      const span = chars[chars.length - 1]! - c0 + 1;
+    if (childChars.length > mark) {
+      const c0 = childChars[mark]!;
+      const span = childChars[childChars.length - 1]! - c0 + 1;
       room(2 + 4 * span);
       out[at++] = c0;
       out[at++] = c0 + span - 1;
       // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
-      for (let k = 0; k < chars.length; k++) setBe32(out, at + 4 * (chars[k]! - c0), refs![k]!);
+      for (let k = mark; k < childChars.length; k++)
+        setBe32(out, at + 4 * (childChars[k]! - c0), childRefs[k]!);
       at += 4 * span;
+      childChars.length = mark;
+      childRefs.length = mark;
       r |= NODE_CHILDS;
     }
     if (hasValues) {
       const v = byKey.get(first)!;
-      const list = typeof v === 'number' ? [v] : orderValues(v, priorities);
+      const list = typeof v === 'number' ? null : orderValues(v, priorities);
+      const count = list ? list.length : 1;
       room(4);
-      setBe32(out, at, list.length);
+      setBe32(out, at, count);
       at += 4;
-      for (const e of list) {
+      for (let k = 0; k < count; k++) {
+        const e = list ? list[k]! : (v as number);
         room(5 + values[e]!.length);
         setBe32(out, at, priorities[e]!);
         at = putAscii(out, at + 4, values[e]!);
       }
       r |= NODE_VALUES;
     }
-    return r >>> 0;
+    return r;
   };
 
   const rootRef = write(0, n, 0, true);
@@ -351,12 +361,11 @@ function placePre(n: TrieNode, at: number): number {
 }
 
 /**
- * Copies a 7-bit string (checked on insert). Short strings byte by byte (a native call costs more),
- * long ones with one native write.
+ * Copies a 7-bit string (checked on insert) byte by byte: keys and values are short, and a loop
+ * beats a Buffer method call (a JS wrapper each) in a cold process.
  */
 function putAscii(out: Buffer, at: number, s: string): number {
-  if (s.length > 16) at += out.write(s, at, 'latin1');
-  else for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
   out[at++] = 0;
   return at;
 }
