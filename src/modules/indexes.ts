@@ -306,34 +306,17 @@ export function rewriteIndexes(
 
 /**
  * modules.order keeps the lines naming a kept file (uncompressed paths, as the kernel build writes
- * them). With modules.dep's kept paths, each is found by a native substring search (a few dozen
- * searches beat one JS step per line of a 4,000-line file); without modules.dep every line's
- * module name is checked.
+ * them): by modules.dep's kept paths, or without modules.dep by each line's module name.
  */
 function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<string>): Buffer {
   const text = latin1(buf);
   const ranges: number[] = [];
-  if (keptPaths && keptPaths.length <= REGEX_FILTER_MAX) {
-    const found: { start: number; end: number }[] = [];
-    for (const p of new Set(keptPaths)) {
-      // Every occurrence that is a whole line; each search starts past the previous hit.
-      for (let at = text.indexOf(p); at >= 0; at = text.indexOf(p, at + 1)) {
-        const end = at + p.length;
-        const lineStart = at === 0 || text.charCodeAt(at - 1) === 0x0a;
-        if (lineStart && p.length && (end === text.length || text.charCodeAt(end) === 0x0a))
-          found.push({ start: at, end });
-      }
-    }
-    found.sort((a, b) => a.start - b.start);
-    for (const f of found) ranges.push(f.start, f.end);
-  } else {
-    const set = keptPaths ? new Set(keptPaths) : null;
-    eachLineAt(text, (start, end) => {
-      if (end === start) return;
-      const line = text.slice(start, end);
-      if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) ranges.push(start, end);
-    });
-  }
+  const set = keptPaths ? new Set(keptPaths) : null;
+  eachLineAt(text, (start, end) => {
+    if (end === start) return;
+    const line = text.slice(start, end);
+    if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) ranges.push(start, end);
+  });
   return copyLines(text, ranges);
 }
 
