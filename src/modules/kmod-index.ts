@@ -139,9 +139,8 @@ export class IndexBuilder {
     return this.keys.length;
   }
 
+  /** Entries are checked when encoded (one scan over all of them). */
   insert(key: string, value: string, priority: number): void {
-    checkAscii(key, 'key');
-    checkAscii(value, 'value');
     this.keys.push(key);
     this.values.push(value);
     this.priorities.push(priority);
@@ -149,6 +148,13 @@ export class IndexBuilder {
 
   /** Serialises the trie the way depmod does ('post' = kmod <= 33: root last, 'pre' = kmod >= 34: root first). */
   encode(order: IndexWriteOrder = 'post'): Buffer {
+    // One native scan of everything; the per-string check only to name the culprit.
+    if (NOT_INDEXABLE.test(this.keys.join('\x01')) || NOT_INDEXABLE.test(this.values.join('\x01'))) {
+      for (let i = 0; i < this.keys.length; i++) {
+        checkAscii(this.keys[i]!, 'key');
+        checkAscii(this.values[i]!, 'value');
+      }
+    }
     if (order === 'post') return encodeSortedPost(this.keys, this.values, this.priorities);
     const root = buildTree(this.keys, this.values, this.priorities);
     const total = measure(root);

@@ -89,6 +89,18 @@ describe('kmod .bin index codec', () => {
     );
   });
 
+  it('keys and values outside 7-bit ASCII (or with NUL) are KMOD_INDEX_BAD when encoded', () => {
+    const ok = { key: 'a', value: 'b', priority: 0 };
+    for (const bad of [
+      { key: 'x\u00e9', value: 'v', priority: 1 },
+      { key: 'x', value: 'v\u0000', priority: 1 },
+    ]) {
+      for (const order of ['post', 'pre'] as const)
+        expect(errCode(() => encodeIndex([ok, bad], order))).toBe('KMOD_INDEX_BAD');
+    }
+    expect(errCode(() => encodeIndex([ok], 'post'))).toBe('no error');
+  });
+
   it('truncated files are KMOD_INDEX_BAD, never a crash', () => {
     const buf = tree.indexes['modules.alias.bin']!;
     for (const len of [0, 4, 11, 12, 13, 100, buf.length >> 1, buf.length - 1]) {
