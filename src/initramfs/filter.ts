@@ -163,7 +163,9 @@ export class ArchiveFilter {
     // Hard links (newc: the data is on the last member of the set).
     if (type === S_IFREG && h.nlink > 1) this.link(item);
 
-    this.push(item);
+    // A dropped entry writes nothing, so it needs no place in the queue; queued behind a pending
+    // directory its data would be held for nothing (most of a pruned initramfs is dropped modules).
+    if (item.keep !== false) this.push(item);
     this.settleDirs(item);
     this.enforceBounds();
     this.flush(out);
