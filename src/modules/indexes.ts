@@ -110,10 +110,12 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
     const re = new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm');
     re.lastIndex = start;
     let lastEnd = start - 1;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
-      const end = m.index + m[0].length;
-      const lineStart = Math.max(start, text.lastIndexOf('\n', m.index) + 1);
-      if (lineStart > lastEnd) take(lineStart, m.index, end);
+    // test() instead of exec(): no match array per hit; the match is ` <name>` ending the line.
+    while (re.test(text)) {
+      const end = re.lastIndex;
+      const sp = text.lastIndexOf(' ', end - 1);
+      const lineStart = Math.max(start, text.lastIndexOf('\n', sp) + 1);
+      if (lineStart > lastEnd) take(lineStart, sp, end);
       lastEnd = end;
     }
   } else if (keep.size > 0) {

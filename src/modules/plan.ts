@@ -217,20 +217,28 @@ function aliasResolver(indexes: Record<string, Buffer>): (name: string) => strin
 export function planModules(input: PlanInput): ModulePlan {
   const { lists, tree } = input;
   const warnings: string[] = [];
-  const fileSet = new Set(tree.files);
   const entries: ModDepEntry[] = readModDep(tree.indexes) ?? [];
   if (entries.length === 0)
     warnings.push('no modules.dep: names were resolved by file name and no index was rewritten');
+  // One table for every path: bit 0 = a file of the tree, the bits above = 1 + the index of its
+  // modules.dep entry (0: not listed).
+  const paths = new Map<string, number>();
+  for (const f of tree.files) paths.set(f, 1);
   const byName = new Map<string, ModDepEntry>();
-  const byPath = new Map<string, ModDepEntry>();
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     byName.set(e.name, e);
-    byPath.set(e.path, e);
+    paths.set(e.path, ((paths.get(e.path) ?? 0) & 1) | ((i + 1) << 1));
   }
+  const isFile = (p: string): boolean => ((paths.get(p) ?? 0) & 1) === 1;
+  const entryOf = (p: string): ModDepEntry | undefined => {
+    const i = (paths.get(p) ?? 0) >> 1;
+    return i ? entries[i - 1] : undefined;
+  };
   // Files modules.dep does not list (stale index or no index): resolvable by file name.
   const extraByName = new Map<string, string[]>();
   for (const f of tree.files) {
-    if (byPath.has(f)) continue;
+    if (entryOf(f)) continue;
     const n = normalizeModuleName(f);
     if (byName.has(n)) continue; // a shadowed duplicate: depmod uses the listed one
     const l = extraByName.get(n) ?? [];
@@ -298,7 +306,7 @@ export function planModules(input: PlanInput): ModulePlan {
     } else {
       const n = normalizeModuleName(pattern);
       if (allNames.has(n)) (keepName(n, 'user'), hit++);
-      else if (fileSet.has(pattern) && allNames.has(normalizeModuleName(pattern)))
+      else if (isFile(pattern) && allNames.has(normalizeModuleName(pattern)))
         (keepName(normalizeModuleName(pattern), 'user'), hit++);
     }
     if (!hit) warnings.push(`--keep ${pattern} matches no module of kernel ${tree.version}`);
@@ -317,9 +325,8 @@ export function planModules(input: PlanInput): ModulePlan {
     const e = byName.get(name);
     if (e) {
       for (const p of e.deps) {
-        const d = byPath.get(p);
-        const depName = d ? d.name : normalizeModuleName(p);
-        if (!fileSet.has(p) || !allNames.has(depName)) {
+        const depName = entryOf(p)?.name ?? normalizeModuleName(p);
+        if (!isFile(p) || !allNames.has(depName)) {
           throw new UlfsError(
             'MODDEP_MISSING',
             `kept module ${name} depends on ${p}, which is not in the image`,
@@ -344,7 +351,7 @@ export function planModules(input: PlanInput): ModulePlan {
     const e = byName.get(name);
     const paths = e ? [e.path] : (extraByName.get(name) ?? []);
     for (const p of paths) {
-      if (!fileSet.has(p)) {
+      if (!isFile(p)) {
         throw new UlfsError('MODDEP_MISSING', `kept module ${name}: its file ${p} is not in the image`, {
           module: name,
           path: p,
