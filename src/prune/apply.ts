@@ -20,6 +20,7 @@ import {
   assertWritable,
   removePaths,
   rewriteFile,
+  rewriteFileFromChunks,
   zeroFree,
   checkFs,
   type CheckReport,
@@ -61,8 +62,15 @@ function timer(durations: Record<string, number>) {
   };
 }
 
-/** Collects a stream into memory, refusing once it passes `limit` bytes. */
-async function spool(stream: AsyncIterable<Buffer>, limit: number, what: string): Promise<Buffer> {
+/**
+ * Collects a stream into memory, refusing once it passes `limit` bytes. The chunks stay as they came
+ * (no concatenated copy: that would be the initramfs twice in memory).
+ */
+async function spool(
+  stream: AsyncIterable<Buffer>,
+  limit: number,
+  what: string,
+): Promise<{ chunks: Buffer[]; length: number }> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of stream) {
@@ -77,7 +85,7 @@ async function spool(stream: AsyncIterable<Buffer>, limit: number, what: string)
     }
     parts.push(chunk);
   }
-  return Buffer.concat(parts, n);
+  return { chunks: parts, length: n };
 }
 
 /** Bytes allocated to a file: what an in-place rewrite may use. */
@@ -154,7 +162,7 @@ export async function applyPlan(
           level: opts.initramfsLevel,
         });
         const [data] = await Promise.all([spool(output as AsyncIterable<Buffer>, limit, ip.info.path), done]);
-        rewriteFile(fs, ino, data);
+        await rewriteFileFromChunks(fs, ino, data.chunks);
         jdev.sync();
         initramfs.push({
           path: ip.info.path,
