@@ -10,7 +10,7 @@ import {
   type ModuleTree,
 } from '../../src/modules/index.js';
 import { getKernel } from '../fixtures/kernel.js';
-import { loadTree } from './tree.js';
+import { loadTree, modprobeResolve } from './tree.js';
 
 const k = getKernel('cloud');
 const tree = loadTree(k.modulesDir, k.version);
@@ -82,6 +82,19 @@ describe('resolution', () => {
     expect(kept.get('crc32c_intel')).toContain('softdep of btrfs'); // pre: crypto-crc32c is an alias
     expect(kept.get('vfio_iommu_type1')).toContain('softdep of vfio'); // post:
     expect(p.kept.flatMap((m) => m.reasons).filter((r) => r === 'softdep of cifs')).toEqual([]);
+  });
+
+  it('a softdep naming a device alias (pre: pci:..., platform:...) keeps what modprobe -R resolves it to', () => {
+    const key = 'pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00';
+    const want = modprobeResolve(k.root, k.version, key);
+    expect(want.length).toBeGreaterThan(0);
+    const t: ModuleTree = {
+      ...tree,
+      indexes: { ...tree.indexes, 'modules.softdep': Buffer.from(`softdep button pre: ${key}\n`) },
+    };
+    const p = planModules({ lists: names('button'), tree: t });
+    const softOfButton = p.kept.filter((m) => m.reasons.includes('softdep of button')).map((m) => m.module);
+    expect(softOfButton.sort()).toEqual(want);
   });
 
   it('weakdeps (kmod >= 33 trees) are kept and modules.weakdep is filtered', () => {

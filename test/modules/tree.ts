@@ -142,6 +142,20 @@ export function prng(seed: number): () => number {
 /** PATH with the sbin directories, for running depmod and modprobe. */
 export const TOOL_ENV = { ...process.env, PATH: `/usr/sbin:/sbin:${process.env.PATH}` };
 
+/** What `modprobe -R KEY` resolves an alias to on a tree (the modules, sorted; [] when none). */
+export function modprobeResolve(root: string, version: string, key: string): string[] {
+  try {
+    const out = execFileSync('modprobe', ['-d', root, '-S', version, '-R', key], {
+      env: TOOL_ENV,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return [...new Set(out.split('\n').filter(Boolean))].sort();
+  } catch {
+    return []; // "not found"
+  }
+}
+
 /** A real kernel tree loaded for the planner tests, with its modules.dep text and every module name. */
 export function kernelTree(flavor: KernelFlavor) {
   const k = getKernel(flavor);
