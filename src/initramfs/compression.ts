@@ -178,7 +178,9 @@ export class ExpansionGuard extends Transform {
     private readonly compression: Compression,
     limits: DecompressLimits = {},
   ) {
-    super();
+    // Object mode on the readable side: each decoded chunk comes out as it is. A byte-mode readable
+    // hands an async iterator all its buffered chunks concatenated, one more copy of every byte.
+    super({ readableObjectMode: true, readableHighWaterMark: 4 });
     this.maxExpansion = limits.maxExpansion ?? DEFAULT_MAX_EXPANSION;
     this.maxOutput = limits.maxOutput ?? DEFAULT_MAX_OUTPUT;
   }

@@ -153,7 +153,16 @@ export class ArchiveFilter {
     }
 
     if (item.survives) {
-      if (isDir && this.ctx.removeEmptyDirs && path !== '') this.pendingDirs.set(path, item);
+      if (isDir && this.ctx.removeEmptyDirs && path !== '') {
+        // The same directory named twice: the first one is settled as kept (always safe) rather
+        // than left pending forever behind the second, which would stall the output.
+        const earlier = this.pendingDirs.get(path);
+        if (earlier) {
+          earlier.keep = true;
+          this.pendingDirs.delete(path);
+        }
+        this.pendingDirs.set(path, item);
+      }
       else {
         this.keepAncestors(path);
         item.keep = true;

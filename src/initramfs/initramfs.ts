@@ -306,7 +306,7 @@ async function* compressedSegment(
   inner.onChunk = countDecoded;
   const filtered = async function* (): AsyncGenerator<Buffer> {
     for await (const bufs of walkArchives(inner, hooks.walker, info.index, hooks.limits, counts, false)) {
-      yield bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
+      yield* bufs; // as they are: concatenating would copy every byte once more
     }
   };
   const finishInfo = (): void => {

@@ -109,4 +109,34 @@ describe('filter look-ahead', () => {
     // Order kept: "z" still comes right after ".".
     expect(out.indexOf('z\0')).toBeLessThan(out.indexOf('m0\0'));
   });
+
+  it('a directory named twice does not stall the output (found by the property test)', async () => {
+    const a = Buffer.concat([entry('_', 'd', undefined, 1), entry('_', 'd', undefined, 2), trailer()]);
+    const kept = await collect(filterInitramfs(chunked(a, 1), { decide: () => 'keep' }).output);
+    expect(kept.equals(a)).toBe(true);
+    // The first one's contents all go: it stays all the same (safe), the output still completes.
+    const b = Buffer.concat([
+      entry('d', 'd', undefined, 1),
+      entry('d/x.ko', 'f', Buffer.from('x'), 2),
+      entry('d', 'd', undefined, 3),
+      entry('d/y', 'f', Buffer.from('y'), 4),
+      trailer(),
+    ]);
+    const { output, done } = filterInitramfs(chunked(b, 5), {
+      decide: (e) => (e.name.endsWith('.ko') ? 'drop' : 'keep'),
+    });
+    await collect(output);
+    const rep = await done;
+    expect(rep.removed).toEqual(['d/x.ko']);
+    const { entries } = await listInitramfs(
+      chunked(
+        await collect(
+          filterInitramfs(chunked(b, 5), { decide: (e) => (e.name.endsWith('.ko') ? 'drop' : 'keep') })
+            .output,
+        ),
+        7,
+      ),
+    );
+    expect(entries.map((e) => e.name)).toEqual(['d', 'd', 'd/y']);
+  });
 });
