@@ -162,8 +162,7 @@ export class ArchiveFilter {
           this.pendingDirs.delete(path);
         }
         this.pendingDirs.set(path, item);
-      }
-      else {
+      } else {
         this.keepAncestors(path);
         item.keep = true;
       }
