@@ -565,7 +565,9 @@ export class ExtFs {
   /** Reads the first `len` bytes of an inode's data (len <= size), holes as zeros. */
   private readData(inode: Inode, len: number): Buffer {
     const chunks: Buffer[] = [];
-    for (const c of this.chunksOf(inode, Math.max(len, this._sb.blockSize), len)) chunks.push(c);
+    // One chunk of whole blocks covering len (a chunk size rounded down would split off the last block).
+    const bs = this._sb.blockSize;
+    for (const c of this.chunksOf(inode, Math.max(1, Math.ceil(len / bs)) * bs, len)) chunks.push(c);
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
@@ -645,8 +647,12 @@ export class ExtFs {
     }
   }
 
+  /**
+   * The file as a stream of Buffers, one per chunk. Object mode, so that a consumer iterating it gets
+   * each chunk as read (a byte-mode Readable concatenates whatever it has buffered: one more copy).
+   */
   createReadStream(ino: number, chunkSize = CHUNK_SIZE): Readable {
-    return Readable.from(this.fileChunks(ino, chunkSize), { objectMode: false });
+    return Readable.from(this.fileChunks(ino, chunkSize), { objectMode: true, highWaterMark: 2 });
   }
 
   // ---- trees ----

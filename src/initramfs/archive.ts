@@ -37,7 +37,15 @@ export interface EntryLimits {
   maxEntrySize?: number;
   /** Whether crc-format checksums are verified (default true). */
   verifyCrc?: boolean;
+  /**
+   * Whether the caller needs an entry's data (default: always). When it says no, the data is read
+   * past without being collected (crc sums still verified) and `data` and `dataPad` are empty: a
+   * listing then copies nothing of the archive's contents.
+   */
+  wantData?: (header: CpioHeader, name: string) => boolean;
 }
+
+const EMPTY: Buffer = Buffer.alloc(0);
 
 const DEFAULT_MAX_ENTRY = 1024 ** 3;
 
@@ -93,11 +101,20 @@ export async function readCpioEntry(r: ByteReader, limits: EntryLimits = {}): Pr
       { offset, name, fileSize: header.fileSize },
     );
   }
-  const data = r.take(header.fileSize);
-  const dataPad = r.take(dataLen - header.fileSize);
   // GNU cpio sums regular files only (symlink targets get check 0).
-  if (header.format === 'crc' && (limits.verifyCrc ?? true) && (header.mode & S_IFMT) === S_IFREG) {
-    const sum = cpioChecksum(data);
+  const verify = header.format === 'crc' && (limits.verifyCrc ?? true) && (header.mode & S_IFMT) === S_IFREG;
+  let data = EMPTY;
+  let dataPad = EMPTY;
+  let sum = 0;
+  if (limits.wantData && !limits.wantData(header, name)) {
+    r.skip(header.fileSize, verify ? (part) => (sum = (sum + cpioChecksum(part)) >>> 0) : undefined);
+    r.skip(dataLen - header.fileSize);
+  } else {
+    data = r.take(header.fileSize);
+    dataPad = r.take(dataLen - header.fileSize);
+    if (verify) sum = cpioChecksum(data);
+  }
+  if (verify) {
     if (sum !== header.check) {
       throw new UlfsError(
         'CPIO_BAD_CRC',

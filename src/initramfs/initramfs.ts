@@ -488,7 +488,13 @@ export async function listInitramfs(
   };
   const hooks: SegmentHooks = {
     walker,
-    limits: { maxExpansion: opts.maxExpansion, maxOutput: opts.maxOutput, maxEntrySize: opts.maxEntrySize },
+    limits: {
+      maxExpansion: opts.maxExpansion,
+      maxOutput: opts.maxOutput,
+      maxEntrySize: opts.maxEntrySize,
+      // Data nobody asked for is read past, not copied out of the decoded stream.
+      wantData: (header, name) => opts.withData?.(entryInfo({ header, name } as CpioEntry, segment)) ?? false,
+    },
     segments,
     startSegment: () => ({ changed: () => false }),
     outputCompression() {},

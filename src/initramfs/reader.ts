@@ -83,6 +83,24 @@ export class ByteReader {
   }
 
   /**
+   * Consumes `n` bytes without collecting them (call fill(n) first); `onPart` sees each piece, e.g. to
+   * checksum data nobody keeps.
+   */
+  skip(n: number, onPart?: (part: Buffer) => void): void {
+    let left = n;
+    while (left > 0) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, left);
+      onPart?.(k === p.length ? p : p.subarray(0, k));
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+      left -= k;
+    }
+    this.avail -= n;
+    this.offset += n;
+  }
+
+  /**
    * Consumes a run of NUL bytes (at most `max`), returning them as chunks (for verbatim copies).
    * Stops at the first non-NUL byte or at the end of the input.
    */
