@@ -3,8 +3,8 @@
  * BLOCK_UNINIT groups synthesized, never read) and that is not already all zero is overwritten with
  * zeros; blocks already zero are not written, so sparse image files stay sparse. No metadata changes.
  *
- * Free runs are read in large pieces (up to 4 MiB), bypassing the page cache where the device can
- * (readUncached: holes of a sparse image cost nothing then), compared natively (Buffer.equals) first as a
+ * Free runs are read in large pieces (up to 4 MiB), around the page cache while they come out all
+ * zero (see Zeroer.uncached), compared natively (Buffer.equals) first as a
  * whole piece, then block by block only when the piece is not all zero; consecutive dirty blocks are
  * written in one call.
  *
@@ -59,6 +59,15 @@ class Zeroer {
   private readonly buf: Buffer;
   private readonly zero: Buffer;
   private done = 0;
+  /**
+   * Whether the next piece is read around the page cache. Free space in an image is mostly holes
+   * (a sparse file) or leftover data (often still cached from writing the image). A hole read
+   * through the cache costs a zero-filled cache page per 4 KiB, which an uncached read avoids (a fresh
+   * 2 GiB sparse copy: 5.6 s -> 1.0 s); cached data read uncached costs a write-back and a device
+   * read instead (1.5 GiB of it: 1.4 s -> 2.0 s). So: uncached after an all-zero piece, cached after
+   * one with data.
+   */
+  private uncached = true;
 
   constructor(
     readonly vol: Volume,
@@ -95,9 +104,13 @@ class Zeroer {
       const start = first + off;
       vol.checkBlock(start + n - 1, 'free block');
       const view = this.buf.subarray(0, n * bs);
-      readUncached(dev, view, start * bs);
+      if (this.uncached) readUncached(dev, view, start * bs);
+      else dev.readInto(view, start * bs);
       this.report.blocksScanned += n;
-      if (view.equals(this.zero.subarray(0, n * bs))) {
+      const allZero = view.equals(this.zero.subarray(0, n * bs));
+      // Zeros and data both come in long stretches: read the next piece the way that suits this one.
+      this.uncached = allZero;
+      if (allZero) {
         this.report.blocksAlreadyZero += n;
       } else {
         const zb = this.zero.subarray(0, bs);
