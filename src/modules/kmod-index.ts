@@ -488,20 +488,7 @@ export function decodeIndex(buf: Buffer): DecodedIndex {
       }
       at += 4 * n;
     }
-    if (f.ref & NODE_VALUES) {
-      if (at + 4 > buf.length) bad('value count runs past the end of the file', at);
-      const count = be32(buf, at);
-      at += 4;
-      // Each value needs at least 5 bytes (priority + NUL).
-      if (count > (buf.length - at) / 5) bad(`value count ${hex(count)} does not fit in the file`, at - 4);
-      for (let i = 0; i < count; i++) {
-        if (at + 4 > buf.length) bad('value runs past the end of the file', at);
-        const priority = be32(buf, at);
-        const [value, next] = readString(buf, at + 4, 'value');
-        entries.push({ key, value, priority });
-        at = next;
-      }
-    }
+    if (f.ref & NODE_VALUES) at = readValuesAt(buf, at, key, entries);
     // Push in reverse so children come off the stack in edge order (key order overall).
     for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]!);
   }
@@ -564,11 +551,15 @@ function childRef(buf: Buffer, n: NodeView, ch: number): number {
 }
 
 function readValues(buf: Buffer, n: NodeView, key: string, out: IndexEntry[]): void {
-  let at = n.valuesAt;
-  if (at < 0) return;
+  if (n.valuesAt >= 0) readValuesAt(buf, n.valuesAt, key, out);
+}
+
+/** Reads the value list at `at` (u32 count, then priority + NUL-terminated value each); returns its end. */
+function readValuesAt(buf: Buffer, at: number, key: string, out: IndexEntry[]): number {
   if (at + 4 > buf.length) bad('value count runs past the end of the file', at);
   const count = be32(buf, at);
   at += 4;
+  // Each value needs at least 5 bytes (priority + NUL).
   if (count > (buf.length - at) / 5) bad(`value count ${hex(count)} does not fit in the file`, at - 4);
   for (let i = 0; i < count; i++) {
     if (at + 4 > buf.length) bad('value runs past the end of the file', at);
@@ -577,6 +568,7 @@ function readValues(buf: Buffer, n: NodeView, key: string, out: IndexEntry[]): v
     out.push({ key, value, priority });
     at = next;
   }
+  return at;
 }
 
 const WILDCARDS = [0x2a /* * */, 0x3f /* ? */, 0x5b /* [ */];
