@@ -1,5 +1,6 @@
 /**
- * The image lock: `IMAGE.ulfs-lock`, created with O_EXCL, holding "pid hostname\n". Two writers on one
+ * The image lock: `IMAGE.ulfs-lock`, created whole (written aside, then hard-linked into place, which
+ * fails if the lock exists), holding "pid hostname\n". Two writers on one
  * image is how images get destroyed, so every writing command takes it first and releases it in
  * `finally`.
  *
@@ -47,7 +48,41 @@ function ownerText(): string {
   return `${process.pid} ${os.hostname() || 'localhost'}\n`;
 }
 
+/**
+ * Creates the lock file with its whole content at once: the text goes to a private temporary file,
+ * which is then hard-linked to the lock path (link fails with EEXIST when the lock exists). A reader
+ * thus never sees a lock file without its owner line, as it could between an O_EXCL create and the
+ * write that follows.
+ */
 function tryCreate(path: string, text: string): boolean {
+  const tmp = `${path}.${process.pid}.new`;
+  try {
+    const fd = fs.openSync(tmp, 'w', 0o644);
+    try {
+      fs.writeSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // A filesystem without hard links: create in place (a reader may then briefly see it empty,
+    // which counts as held).
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return createInPlace(path, text);
+    throw new UlfsError('IO_ERROR', `cannot create lock ${path}: ${(e as Error).message}`, { path });
+  } finally {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* not created */
+    }
+  }
+}
+
+function createInPlace(path: string, text: string): boolean {
   let fd: number;
   try {
     fd = fs.openSync(path, 'wx', 0o644);

@@ -28,10 +28,42 @@ describe('image lock', () => {
     const l = lockImage(img);
     expect(fs.readFileSync(lockPath(img), 'utf8')).toBe(`${process.pid} ${os.hostname()}\n`);
     expect(codeOf(() => lockImage(img))).toBe('IMAGE_LOCKED');
+    // the lock is written aside and linked into place: nothing else is left next to it
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('a.img'))).toEqual(['a.img', 'a.img.ulfs-lock']);
     l.release();
     expect(fs.existsSync(lockPath(img))).toBe(false);
     lockImage(img).release();
   });
+
+  it('the lock file is never seen without its owner line, even while another process takes it', async () => {
+    const img = path.join(dir, 'race.img');
+    fs.writeFileSync(img, 'x');
+    // A child takes and releases the lock in a loop for 2 s; we read it as fast as we can meanwhile.
+    const child = path.join(dir, 'locker.mjs');
+    const lockModule = new URL('../../src/image/lock.ts', import.meta.url).href;
+    fs.writeFileSync(
+      child,
+      `const { lockImage } = await import(${JSON.stringify(lockModule)});
+       const end = Date.now() + 2000;
+       while (Date.now() < end) { try { lockImage(${JSON.stringify(img)}).release(); } catch {} }`,
+    );
+    const proc = spawn(process.execPath, ['--import', 'tsx', child], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 700)); // let it start (tsx)
+    const seen = new Map<string, number>();
+    const deadline = Date.now() + 1000;
+    while (Date.now() < deadline) {
+      try {
+        const text = fs.readFileSync(lockPath(img), 'utf8');
+        seen.set(text, (seen.get(text) ?? 0) + 1);
+      } catch {
+        /* not there right now */
+      }
+    }
+    expect(await exited).toBe(0);
+    expect(seen.size).toBeGreaterThan(0); // the race was really run
+    for (const text of seen.keys()) expect(text).toMatch(/^\d+ \S+\n$/);
+  }, 20_000);
 
   it('a lock held by another live process refuses; once that process is dead, the stale lock is taken over', async () => {
     const img = path.join(dir, 'b.img');
