@@ -66,6 +66,8 @@ const MAX_REMEMBERED_DIRS = 65536;
 
 export interface ArchiveFilterContext {
   decide: (entry: CpioEntryInfo) => Decision;
+  /** Decisions already taken for an entry's header while it was read (see filterInitramfs). */
+  decided?: WeakMap<CpioHeader, Decision>;
   removeEmptyDirs: boolean;
   segment: number;
   removed: string[];
@@ -135,7 +137,7 @@ export class ArchiveFilter {
       for (const d of this.pendingDirs.values()) if (isUnder(path, d.path)) d.hasDesc = true;
     }
 
-    const d = ctx.decide(entryInfo(e, ctx.segment));
+    const d = ctx.decided?.get(h) ?? ctx.decide(entryInfo(e, ctx.segment));
     if (d === 'drop') {
       item.survives = false;
       item.keep = false;

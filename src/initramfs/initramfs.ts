@@ -28,7 +28,7 @@ import {
   type Compression,
   type OutputCompression,
 } from './compression.js';
-import { CPIO_TRAILER, isCpioMagicPrefix } from './cpio.js';
+import { CPIO_TRAILER, S_IFMT, S_IFREG, isCpioMagicPrefix, type CpioHeader } from './cpio.js';
 import {
   ArchiveFilter,
   entryInfo,
@@ -371,8 +371,20 @@ export function filterInitramfs(
   const segments: SegmentInfo[] = [];
   const ctxs: ArchiveFilterContext[] = [];
   let filter: ArchiveFilter | undefined;
+  let current = 0;
+  // Decided as soon as an entry's header is read, so that a dropped entry's data is read past, never
+  // copied out of the decoded stream (most of a pruned initramfs). Hard-link members always keep
+  // their data: it may move to a surviving link.
+  const decided = new WeakMap<CpioHeader, Decision>();
+  const decideEarly = (header: CpioHeader, name: string): boolean => {
+    if (name === CPIO_TRAILER || ((header.mode & S_IFMT) === S_IFREG && header.nlink > 1)) return true;
+    const d = opts.decide(entryInfo({ header, name } as CpioEntry, current));
+    decided.set(header, d);
+    return d !== 'drop';
+  };
   const walker: Walker = {
     onArchiveStart(segment) {
+      current = segment;
       filter = new ArchiveFilter(ctxs[segment]!);
     },
     onEntry(e, out) {
@@ -389,11 +401,17 @@ export function filterInitramfs(
   const hooks: SegmentHooks = {
     walker,
     output: { target: (c) => targetFor(opts.compression, c), level: opts.level },
-    limits: { maxExpansion: opts.maxExpansion, maxOutput: opts.maxOutput, maxEntrySize: opts.maxEntrySize },
+    limits: {
+      maxExpansion: opts.maxExpansion,
+      maxOutput: opts.maxOutput,
+      maxEntrySize: opts.maxEntrySize,
+      wantData: decideEarly,
+    },
     segments,
     startSegment(info) {
       const ctx: ArchiveFilterContext = {
         decide: opts.decide,
+        decided,
         removeEmptyDirs: opts.removeEmptyDirs ?? true,
         segment: info.index,
         removed: report.removed,

@@ -139,4 +139,26 @@ describe('filter look-ahead', () => {
     );
     expect(entries.map((e) => e.name)).toEqual(['d', 'd', 'd/y']);
   });
+
+  it('decide is asked once per entry, never for the trailer, and dropped data is not needed', async () => {
+    const a = Buffer.concat([
+      entry('.', 'd'),
+      entry('m', 'd', undefined, 2),
+      entry('m/x.ko', 'f', Buffer.alloc(300_000, 7), 3),
+      entry('m/y', 'f', Buffer.from('y'), 4),
+      trailer(),
+    ]);
+    const asked: string[] = [];
+    const { output, done } = filterInitramfs(chunked(a, 4096), {
+      decide: (e) => {
+        asked.push(e.name);
+        return e.name.endsWith('.ko') ? 'drop' : 'keep';
+      },
+    });
+    const out = await collect(output);
+    expect((await done).removed).toEqual(['m/x.ko']);
+    expect(asked).toEqual(['.', 'm', 'm/x.ko', 'm/y']);
+    const { entries } = await listInitramfs(chunked(out, 100));
+    expect(entries.map((e) => e.name)).toEqual(['.', 'm', 'm/y']);
+  });
 });
