@@ -37,7 +37,7 @@ export interface CpioEntryInfo {
   segment: number;
 }
 
-export function entryInfo(e: CpioEntry, segment: number): CpioEntryInfo {
+export function entryInfo(e: Pick<CpioEntry, 'header' | 'name'>, segment: number): CpioEntryInfo {
   const h = e.header;
   return {
     name: e.name,

@@ -378,7 +378,7 @@ export function filterInitramfs(
   const decided = new WeakMap<CpioHeader, Decision>();
   const decideEarly = (header: CpioHeader, name: string): boolean => {
     if (name === CPIO_TRAILER || ((header.mode & S_IFMT) === S_IFREG && header.nlink > 1)) return true;
-    const d = opts.decide(entryInfo({ header, name } as CpioEntry, current));
+    const d = opts.decide(entryInfo({ header, name }, current));
     decided.set(header, d);
     return d !== 'drop';
   };
@@ -511,7 +511,7 @@ export async function listInitramfs(
       maxOutput: opts.maxOutput,
       maxEntrySize: opts.maxEntrySize,
       // Data nobody asked for is read past, not copied out of the decoded stream.
-      wantData: (header, name) => opts.withData?.(entryInfo({ header, name } as CpioEntry, segment)) ?? false,
+      wantData: (header, name) => opts.withData?.(entryInfo({ header, name }, segment)) ?? false,
     },
     segments,
     startSegment: () => ({ changed: () => false }),
