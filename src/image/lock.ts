@@ -57,13 +57,7 @@ function ownerText(): string {
 function tryCreate(path: string, text: string): boolean {
   const tmp = `${path}.${process.pid}.new`;
   try {
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeSynced(tmp, 'w', text);
     fs.linkSync(tmp, path);
     return true;
   } catch (e) {
@@ -72,7 +66,7 @@ function tryCreate(path: string, text: string): boolean {
     // A filesystem without hard links: create in place (a reader may then briefly see it empty,
     // which counts as held).
     if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return createInPlace(path, text);
-    throw new UlfsError('IO_ERROR', `cannot create lock ${path}: ${(e as Error).message}`, { path });
+    throw lockError(path, e);
   } finally {
     try {
       fs.unlinkSync(tmp);
@@ -83,20 +77,28 @@ function tryCreate(path: string, text: string): boolean {
 }
 
 function createInPlace(path: string, text: string): boolean {
-  let fd: number;
   try {
-    fd = fs.openSync(path, 'wx', 0o644);
+    writeSynced(path, 'wx', text);
+    return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new UlfsError('IO_ERROR', `cannot create lock ${path}: ${(e as Error).message}`, { path });
+    throw lockError(path, e);
   }
+}
+
+/** Opens `path` with `flags`, writes `text`, fsyncs and closes. */
+function writeSynced(path: string, flags: string, text: string): void {
+  const fd = fs.openSync(path, flags, 0o644);
   try {
     fs.writeSync(fd, text);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-  return true;
+}
+
+function lockError(path: string, e: unknown): UlfsError {
+  return new UlfsError('IO_ERROR', `cannot create lock ${path}: ${(e as Error).message}`, { path });
 }
 
 /** Takes the lock for `imagePath`, or throws IMAGE_LOCKED naming the holder. */
