@@ -54,13 +54,14 @@ export class ParallelGzip extends Transform {
   private readonly inFlight: Promise<Buffer>[] = [];
   private crc = 0;
   private isize = 0;
-  private headerDone = false;
 
   constructor(
     private readonly level: number,
     private readonly parallelism: number,
   ) {
     super();
+    const xfl = level >= 9 ? 2 : level === 1 ? 4 : 0; // "slowest" / "fastest" compressor hint
+    this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
   }
 
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
@@ -87,11 +88,6 @@ export class ParallelGzip extends Transform {
    * or the input has ended, so that the last block is always the one finished with BFINAL.
    */
   private async pump(end: boolean): Promise<void> {
-    if (!this.headerDone) {
-      const xfl = this.level >= 9 ? 2 : this.level === 1 ? 4 : 0;
-      this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
-      this.headerDone = true;
-    }
     while (this.pendingBytes > GZIP_BLOCK || (!end && this.pendingBytes === GZIP_BLOCK)) {
       await this.deflateNext(this.takePending(GZIP_BLOCK), false);
     }
