@@ -60,25 +60,14 @@ export class ByteReader {
   /** Consumes and returns `n` buffered bytes (call fill(n) first). Zero-copy when they sit in one chunk. */
   take(n: number): Buffer {
     const first = this.parts[0];
-    let out: Buffer;
     if (first && first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.parts.shift();
-      else this.parts[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const p = this.parts[0]!;
-        const k = Math.min(p.length, n - at);
-        p.copy(out, at, 0, k);
-        at += k;
-        if (k === p.length) this.parts.shift();
-        else this.parts[0] = p.subarray(k);
-      }
+      const out = first.subarray(0, n);
+      this.skip(n);
+      return out;
     }
-    this.avail -= n;
-    this.offset += n;
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    this.skip(n, (part) => (at += part.copy(out, at)));
     return out;
   }
 
