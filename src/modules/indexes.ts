@@ -81,65 +81,193 @@ interface KeptLines {
 }
 
 /**
- * Keeps the leading comment lines and the lines whose LAST field is a kept module name. For a small
- * keep set one native regex scan for ` <name>` right before a line end finds them (no per-line JS
- * work, no backtracking over whole lines); otherwise every line's last field is looked up. The
- * output is copied from the file's bytes (latin1 offsets are byte offsets), not built as a string.
+ * Big text files are converted to strings in pieces of about this size, cut at line ends. In a
+ * cold process fresh memory is what costs (the first touch of each page): a string this small
+ * lives in V8's young generation, whose pages are reused once the piece is dead, while one string
+ * for the whole file takes fresh pages for every byte (1.3 MB modules.alias, cold process: 9 ms as
+ * one string, 4 ms in 64 KiB pieces).
  */
-function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
-  const text = latin1(buf);
-  const ranges: number[] = []; // [start, end) pairs of kept lines, without their '\n'
-  const keys: string[] = [];
-  const modules: string[] = [];
-  let start = 0;
-  while (start < text.length && text.charCodeAt(start) === 0x23 /* # */) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    ranges.push(start, end);
-    start = end + 1;
+const PIECE_SIZE = 64 * 1024;
+
+/**
+ * Calls fn(text, base) for consecutive pieces of buf from `start`, each ending at a line end (or
+ * the end of buf) and at least one line long; text[i] is buf[base + i].
+ */
+function eachPiece(buf: Buffer, start: number, fn: (text: string, base: number) => void): void {
+  let pos = start;
+  // Each piece is non-empty, so this runs at most buf.length times.
+  while (pos < buf.length) {
+    let end = buf.length;
+    if (pos + PIECE_SIZE < buf.length) {
+      end = buf.lastIndexOf(10, pos + PIECE_SIZE - 1) + 1;
+      // A line longer than a piece: the piece is that line.
+      if (end <= pos) end = buf.indexOf(10, pos + PIECE_SIZE) + 1 || buf.length;
+    }
+    fn(buf.toString('latin1', pos, end), pos);
+    pos = end;
   }
-  // sp = the space before the module name of the kept line [lineStart, end).
-  const take = (lineStart: number, sp: number, end: number): void => {
-    ranges.push(lineStart, end);
-    if (sp - lineStart > 6 && text.startsWith('alias ', lineStart)) {
-      keys.push(text.slice(lineStart + 6, sp));
-      modules.push(text.slice(sp + 1, end));
-    }
-  };
-  if (keep.size > 0 && keep.size <= REGEX_FILTER_MAX) {
-    const re = new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm');
-    re.lastIndex = start;
-    let lastEnd = start - 1;
-    // test() instead of exec(): no match array per hit; the match is ` <name>` ending the line.
-    while (re.test(text)) {
-      const end = re.lastIndex;
-      const sp = text.lastIndexOf(' ', end - 1);
-      const lineStart = Math.max(start, text.lastIndexOf('\n', sp) + 1);
-      if (lineStart > lastEnd) take(lineStart, sp, end);
-      lastEnd = end;
-    }
-  } else if (keep.size > 0) {
-    while (start < text.length) {
-      let end = text.indexOf('\n', start);
-      if (end < 0) end = text.length;
-      const sp = text.lastIndexOf(' ', end - 1);
-      if (end > start && text.charCodeAt(start) === 0x23) ranges.push(start, end);
-      else if (sp >= start && keep.has(text.slice(sp + 1, end))) take(start, sp, end);
-      start = end + 1;
-    }
-  }
-  return { bytes: copyLines(text, ranges), keys, modules };
 }
 
 /**
- * The ranges [start, end) of the file's text as lines, each followed by '\n'. Joined as a string
- * and encoded once: V8's string builtins are cheap even in a cold process, Buffer methods (a JS
- * wrapper per call) are not.
+ * Keeps the leading comment lines and the lines whose LAST field is a kept module name. For a small
+ * keep set one native regex scan for ` <name>` right before a line end finds them (no per-line JS
+ * work, no backtracking over whole lines); otherwise every line's last field is looked up. The
+ * output is copied from the file's bytes, not built as a string.
  */
-function copyLines(text: string, ranges: number[]): Buffer {
-  const lines: string[] = [];
-  for (let i = 0; i < ranges.length; i += 2) lines.push(text.slice(ranges[i]!, ranges[i + 1]!));
-  return Buffer.from(lines.length ? lines.join('\n') + '\n' : '', 'latin1');
+function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
+  const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
+  const keys: string[] = [];
+  const modules: string[] = [];
+  let start = 0;
+  // The header comment is short: its lines are found in the file's first bytes.
+  while (start < buf.length && buf[start] === 0x23 /* # */) {
+    let end = buf.indexOf(10, start);
+    if (end < 0) end = buf.length;
+    ranges.push(start, end);
+    start = end + 1;
+  }
+  if (keep.size === 0) return { bytes: copyRanges(buf, ranges), keys, modules };
+  const re =
+    keep.size <= REGEX_FILTER_MAX ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm') : null;
+  eachPiece(buf, start, (text, base) => {
+    // sp = the space before the module name of the kept line [lineStart, end).
+    const take = (lineStart: number, sp: number, end: number): void => {
+      ranges.push(base + lineStart, base + end);
+      if (sp - lineStart > 6 && text.startsWith('alias ', lineStart)) {
+        keys.push(text.slice(lineStart + 6, sp));
+        modules.push(text.slice(sp + 1, end));
+      }
+    };
+    if (re) {
+      re.lastIndex = 0;
+      let lastEnd = -1;
+      // test() instead of exec(): no match array per hit; the match is ` <name>` ending the line.
+      while (re.test(text)) {
+        const end = re.lastIndex;
+        const sp = text.lastIndexOf(' ', end - 1);
+        const lineStart = text.lastIndexOf('\n', sp) + 1;
+        if (lineStart > lastEnd) take(lineStart, sp, end);
+        lastEnd = end;
+      }
+    } else {
+      let at = 0;
+      while (at < text.length) {
+        let end = text.indexOf('\n', at);
+        if (end < 0) end = text.length;
+        const sp = text.lastIndexOf(' ', end - 1);
+        if (end > at && text.charCodeAt(at) === 0x23) ranges.push(base + at, base + end);
+        else if (sp >= at && keep.has(text.slice(sp + 1, end))) take(at, sp, end);
+        at = end + 1;
+      }
+    }
+  });
+  return { bytes: copyRanges(buf, ranges), keys, modules };
+}
+
+// Module name -> position in modules.dep, per parsed file (null: a name is listed twice).
+const positionCache = new WeakMap<ModDepEntry[], Map<string, number> | null>();
+
+function modDepPositions(all: ModDepEntry[]): Map<string, number> | null {
+  let m = positionCache.get(all);
+  if (m === undefined) {
+    m = new Map();
+    for (let i = 0; i < all.length; i++) m.set(all[i]!.name, i);
+    if (m.size !== all.length) m = null;
+    positionCache.set(all, m);
+  }
+  return m;
+}
+
+/**
+ * modules.alias's kept lines, found without reading the whole file. depmod writes the aliases
+ * module by module in modules.dep order (`output_aliases`), so the lines are sorted by the
+ * position of their module in modules.dep and each kept module's run of lines is found by a
+ * binary search over the bytes; only the lines probed are converted to strings (a few hundred of
+ * 26,000 on the full Debian tree). Returns null when the file does not fit (a probed line that is
+ * not `alias X MODULE` of a module modules.dep lists once, a kept module modules.dep does not
+ * list): the caller then filters every line.
+ */
+function keptAliasesSorted(buf: Buffer, all: ModDepEntry[], keep: Set<string>): KeptLines | null {
+  const position = modDepPositions(all);
+  if (!position) return null;
+  const wanted: number[] = [];
+  for (const name of keep) {
+    const p = position.get(name);
+    if (p === undefined) return null;
+    wanted.push(p);
+  }
+  wanted.sort((a, b) => a - b);
+  const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
+  const keys: string[] = [];
+  const modules: string[] = [];
+  let lo = 0;
+  while (lo < buf.length && buf[lo] === 0x23 /* # */) {
+    let end = buf.indexOf(10, lo);
+    if (end < 0) end = buf.length;
+    ranges.push(lo, end);
+    lo = end + 1;
+  }
+  // The line read last: [start, end), its text and the space before its module name.
+  let start = 0;
+  let end = 0;
+  let line = '';
+  let sp = 0;
+  // Reads the line starting at s; returns its module's position, -1 when it is not an alias line.
+  const readLine = (s: number): number => {
+    start = s;
+    end = buf.indexOf(10, s);
+    if (end < 0) end = buf.length;
+    line = buf.toString('latin1', s, end);
+    sp = line.lastIndexOf(' ');
+    if (sp <= 6 || !line.startsWith('alias ')) return -1;
+    return position.get(line.slice(sp + 1)) ?? -1;
+  };
+  for (const k of wanted) {
+    // Lines starting before lo belong to modules before k; lo and hi are line starts (or the end).
+    // Every step moves lo past mid or hi down to at most mid, so this ends.
+    let hi = buf.length;
+    while (lo < hi) {
+      const mid = lo + ((hi - lo) >> 1);
+      const p = readLine(mid === lo ? lo : Math.max(lo, buf.lastIndexOf(10, mid - 1) + 1));
+      if (p < 0) return null;
+      if (p < k) lo = end + 1;
+      else hi = start;
+    }
+    // lo: the first line of module k or of a later one. Take k's run.
+    while (lo < buf.length) {
+      const p = readLine(lo);
+      if (p < 0) return null;
+      if (p !== k) break;
+      ranges.push(start, end);
+      keys.push(line.slice(6, sp));
+      modules.push(line.slice(sp + 1));
+      lo = end + 1;
+    }
+  }
+  return { bytes: copyRanges(buf, ranges), keys, modules };
+}
+
+/**
+ * The byte ranges [start, end) of buf as lines, each followed by '\n'. Consecutive lines (a
+ * module's aliases are neighbours) are copied in one call.
+ */
+function copyRanges(buf: Buffer, ranges: number[]): Buffer {
+  let size = 0;
+  for (let i = 0; i < ranges.length; i += 2) size += ranges[i + 1]! - ranges[i]! + 1;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < ranges.length;) {
+    const start = ranges[i]!;
+    let end = ranges[i + 1]!;
+    i += 2;
+    while (i < ranges.length && ranges[i] === end + 1) {
+      end = ranges[i + 1]!;
+      i += 2;
+    }
+    at += buf.copy(out, at, start, end);
+    out[at++] = 0x0a;
+  }
+  return out;
 }
 
 /** Keeps comment lines and the lines whose second space-separated field (softdep, weakdep) is kept. */
@@ -284,7 +412,10 @@ export function rewriteIndexes(
   // A module missing from modules.dep (stale index) keeps a position after all known ones.
   const prio = (name: string, old: number): number => newIdx.get(name) ?? (all ? newIdx.size + old : old);
 
-  const alias = indexes['modules.alias'] ? keptByLastField(indexes['modules.alias'], keepModules) : null;
+  const aliasText = indexes['modules.alias'];
+  const alias = aliasText
+    ? ((all && keptAliasesSorted(aliasText, all, keepModules)) ?? keptByLastField(aliasText, keepModules))
+    : null;
   // The .bin key of an alias is its normalised pattern; depmod leaves out one it cannot normalise.
   rewritePair(indexes, out, 'modules.alias', alias, normalizeAlias, keepModules, order, prio);
   rewritePair(indexes, out, 'modules.symbols', keptSymbols(), (k) => k, keepModules, order, prio);
@@ -311,15 +442,30 @@ export function rewriteIndexes(
  * them): by modules.dep's kept paths, or without modules.dep by each line's module name.
  */
 function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<string>): Buffer {
-  const text = latin1(buf);
-  const ranges: number[] = [];
+  const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
   const set = keptPaths ? new Set(keptPaths) : null;
-  eachLineAt(text, (start, end) => {
-    if (end === start) return;
-    const line = text.slice(start, end);
-    if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) ranges.push(start, end);
+  // As for modules.alias: for a few kept paths one regex scan for whole lines beats a loop per line.
+  const re =
+    set && set.size > 0 && set.size <= REGEX_FILTER_MAX
+      ? new RegExp(`^(?:${[...set].map(escapeRegExp).join('|')})$`, 'gm')
+      : null;
+  if (set && set.size === 0) return copyRanges(buf, ranges);
+  eachPiece(buf, 0, (text, base) => {
+    if (re) {
+      re.lastIndex = 0;
+      // A match is a whole (non-empty) line: it starts after the previous '\n'.
+      while (re.test(text))
+        ranges.push(base + text.lastIndexOf('\n', re.lastIndex - 1) + 1, base + re.lastIndex);
+      return;
+    }
+    eachLineAt(text, (start, end) => {
+      if (end === start) return;
+      const line = text.slice(start, end);
+      if (set ? set.has(line) : keepModules.has(normalizeModuleName(line)))
+        ranges.push(base + start, base + end);
+    });
   });
-  return copyLines(text, ranges);
+  return copyRanges(buf, ranges);
 }
 
 /** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
