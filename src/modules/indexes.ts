@@ -164,15 +164,15 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
   return { bytes: copyRanges(buf, ranges), keys, modules };
 }
 
-// Module name -> position in modules.dep, per parsed file (null: a name is listed twice).
-const positionCache = new WeakMap<ModDepEntry[], Map<string, number> | null>();
+// Module name -> position, per parsed modules.dep (planModules and rewriteIndexes share it).
+const positionCache = new WeakMap<ModDepEntry[], Map<string, number>>();
 
-function modDepPositions(all: ModDepEntry[]): Map<string, number> | null {
+/** Module name -> position in modules.dep (of the last entry when a name is listed twice). */
+export function modDepIndex(all: ModDepEntry[]): Map<string, number> {
   let m = positionCache.get(all);
-  if (m === undefined) {
+  if (!m) {
     m = new Map();
     for (let i = 0; i < all.length; i++) m.set(all[i]!.name, i);
-    if (m.size !== all.length) m = null;
     positionCache.set(all, m);
   }
   return m;
@@ -188,8 +188,8 @@ function modDepPositions(all: ModDepEntry[]): Map<string, number> | null {
  * list): the caller then filters every line.
  */
 function keptAliasesSorted(buf: Buffer, all: ModDepEntry[], keep: Set<string>): KeptLines | null {
-  const position = modDepPositions(all);
-  if (!position) return null;
+  const position = modDepIndex(all);
+  if (position.size !== all.length) return null;
   const wanted: number[] = [];
   for (const name of keep) {
     const p = position.get(name);

@@ -12,7 +12,7 @@
  */
 import { UlfsError } from '../errors.js';
 import { decodeIndex, searchIndexWild } from './kmod-index.js';
-import { rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
+import { modDepIndex, rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
 import type { ModDepEntry } from './moddep.js';
 import { globToRegExp, isGlob, normalizeAlias, normalizeModuleName } from './names.js';
 import { latin1 } from './text.js';
@@ -220,30 +220,41 @@ export function planModules(input: PlanInput): ModulePlan {
   const entries: ModDepEntry[] = readModDep(tree.indexes) ?? [];
   if (entries.length === 0)
     warnings.push('no modules.dep: names were resolved by file name and no index was rewritten');
-  // One table for every path: bit 0 = a file of the tree, the bits above = 1 + the index of its
-  // modules.dep entry (0: not listed).
-  const paths = new Map<string, number>();
-  for (const f of tree.files) paths.set(f, 1);
-  const byName = new Map<string, ModDepEntry>();
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    byName.set(e.name, e);
-    paths.set(e.path, ((paths.get(e.path) ?? 0) & 1) | ((i + 1) << 1));
-  }
-  const isFile = (p: string): boolean => ((paths.get(p) ?? 0) & 1) === 1;
-  const entryOf = (p: string): ModDepEntry | undefined => {
-    const i = (paths.get(p) ?? 0) >> 1;
-    return i ? entries[i - 1] : undefined;
+  // Name -> position in modules.dep (shared with rewriteIndexes, which needs the same table).
+  const position = modDepIndex(entries);
+  const named = (n: string): ModDepEntry | undefined => {
+    const i = position.get(n);
+    return i === undefined ? undefined : entries[i];
   };
-  // Files modules.dep does not list (stale index or no index): resolvable by file name.
+  const files = new Set(tree.files);
+  const isFile = (p: string): boolean => files.has(p);
+  // Path -> entry through the path's module name (one lookup); a table of every path is built only
+  // when that misses (a name listed twice, a modules.dep.bin key that is not the file's name).
+  let byPath: Map<string, ModDepEntry> | undefined;
+  const entryOf = (p: string): ModDepEntry | undefined => {
+    const e = named(normalizeModuleName(p));
+    if (e?.path === p) return e;
+    if (!byPath) {
+      byPath = new Map();
+      for (const x of entries) byPath.set(x.path, x);
+    }
+    return byPath.get(p);
+  };
+  // Files modules.dep does not list (stale index or no index): resolvable by file name. The usual
+  // case needs no name per file: each name listed once, every listed path a file, as many files
+  // as entries, so every file is listed.
   const extraByName = new Map<string, string[]>();
-  for (const f of tree.files) {
-    if (entryOf(f)) continue;
-    const n = normalizeModuleName(f);
-    if (byName.has(n)) continue; // a shadowed duplicate: depmod uses the listed one
-    const l = extraByName.get(n) ?? [];
-    l.push(f);
-    extraByName.set(n, l);
+  let allListed = position.size === entries.length && entries.length === files.size;
+  for (let i = 0; allListed && i < entries.length; i++) allListed = files.has(entries[i]!.path);
+  if (!allListed) {
+    for (const f of tree.files) {
+      if (entryOf(f)) continue;
+      const n = normalizeModuleName(f);
+      if (position.has(n)) continue; // a shadowed duplicate: depmod uses the listed one
+      const l = extraByName.get(n) ?? [];
+      l.push(f);
+      extraByName.set(n, l);
+    }
   }
   if (entries.length && extraByName.size) {
     warnings.push(
@@ -256,7 +267,7 @@ export function planModules(input: PlanInput): ModulePlan {
   const builtinUsed: string[] = [];
   const unknown: string[] = [];
   for (const n of lists.names) {
-    if (byName.has(n) || extraByName.has(n)) resolved.push(n);
+    if (position.has(n) || extraByName.has(n)) resolved.push(n);
     else if (builtin.has(n)) builtinUsed.push(n);
     else unknown.push(n);
   }
@@ -285,10 +296,10 @@ export function planModules(input: PlanInput): ModulePlan {
 
   // Every module name: modules.dep's plus the extra files' (no merged copy of 4,000 names).
   const allNames = {
-    has: (n: string): boolean => byName.has(n) || extraByName.has(n),
+    has: (n: string): boolean => position.has(n) || extraByName.has(n),
     *[Symbol.iterator](): IterableIterator<string> {
-      yield* byName.keys();
-      for (const n of extraByName.keys()) if (!byName.has(n)) yield n;
+      yield* position.keys();
+      for (const n of extraByName.keys()) if (!position.has(n)) yield n;
     },
   };
   for (const pattern of input.keep ?? []) {
@@ -322,7 +333,7 @@ export function planModules(input: PlanInput): ModulePlan {
   };
   for (let qi = 0; qi < queue.length; qi++) {
     const name = queue[qi]!;
-    const e = byName.get(name);
+    const e = named(name);
     if (e) {
       for (const p of e.deps) {
         const depName = entryOf(p)?.name ?? normalizeModuleName(p);
@@ -348,7 +359,7 @@ export function planModules(input: PlanInput): ModulePlan {
   const kept: KeptModule[] = [];
   const keptPaths = new Set<string>();
   for (const [name, r] of reasons) {
-    const e = byName.get(name);
+    const e = named(name);
     const paths = e ? [e.path] : (extraByName.get(name) ?? []);
     for (const p of paths) {
       if (!isFile(p)) {
