@@ -23,7 +23,11 @@ export interface CpioEntry {
   nameBytes: Buffer;
   /** Header + name + padding, exactly as read. */
   raw: Buffer;
-  data: Buffer;
+  /**
+   * The data as views of the input chunks it arrived in (no copy; `Buffer.concat` for one Buffer).
+   * Their lengths add up to header.fileSize.
+   */
+  data: Buffer[];
   /** The padding after the data, exactly as read. */
   dataPad: Buffer;
   /** Stream position of the header (in the decompressed stream for compressed segments). */
@@ -87,7 +91,9 @@ export async function readCpioEntry(r: ByteReader, limits: EntryLimits = {}): Pr
       { offset, nameSize: header.nameSize },
     );
   }
-  const raw = r.take(headLen);
+  // A copy (a few hundred bytes): a view would keep the whole input chunk it sits in alive for as
+  // long as the entry is held (removed directories are remembered to the end of the archive).
+  const raw = Buffer.from(r.take(headLen));
   const nameBytes = raw.subarray(CPIO_HEADER_SIZE, CPIO_HEADER_SIZE + header.nameSize - 1);
   if (raw[CPIO_HEADER_SIZE + header.nameSize - 1] !== 0) {
     throw new UlfsError('CPIO_BAD_HEADER', `cpio name at ${hex(offset)} is not NUL-terminated`, { offset });
@@ -103,16 +109,16 @@ export async function readCpioEntry(r: ByteReader, limits: EntryLimits = {}): Pr
   }
   // GNU cpio sums regular files only (symlink targets get check 0).
   const verify = header.format === 'crc' && (limits.verifyCrc ?? true) && (header.mode & S_IFMT) === S_IFREG;
-  let data = EMPTY;
+  let data: Buffer[] = [];
   let dataPad = EMPTY;
   let sum = 0;
   if (limits.wantData && !limits.wantData(header, name)) {
     r.skip(header.fileSize, verify ? (part) => (sum = (sum + cpioChecksum(part)) >>> 0) : undefined);
     r.skip(dataLen - header.fileSize);
   } else {
-    data = r.take(header.fileSize);
-    dataPad = r.take(dataLen - header.fileSize);
-    if (verify) sum = cpioChecksum(data);
+    data = r.takeParts(header.fileSize);
+    dataPad = Buffer.from(r.take(dataLen - header.fileSize)); // 0-3 bytes: a copy, as for raw
+    if (verify) for (const part of data) sum = (sum + cpioChecksum(part)) >>> 0;
   }
   if (verify) {
     if (sum !== header.check) {

@@ -90,7 +90,7 @@ interface Item {
   hasDesc: boolean;
   /** New header fields / data when the entry changes. */
   newHeader?: CpioHeader;
-  newData?: Buffer;
+  newData?: Buffer[];
 }
 
 /** Path without a leading "./" or "/", '' for the root. */
@@ -145,7 +145,7 @@ export class ArchiveFilter {
       ctx.changed = true;
     } else if (d !== 'keep') {
       const data = d.replace;
-      item.newData = data;
+      item.newData = [data];
       item.newHeader = {
         ...h,
         fileSize: data.length,
@@ -195,7 +195,7 @@ export class ArchiveFilter {
 
   private push(item: Item): void {
     this.queue.push(item);
-    this.heldBytes += item.e.data.length;
+    this.heldBytes += item.e.header.fileSize;
   }
 
   /** A surviving entry at `path`: its pending ancestors are kept, removed ancestors come back. */
@@ -351,7 +351,7 @@ export class ArchiveFilter {
       // Release the slot now: a flushed entry's data must not stay reachable.
       (this.queue as (Item | undefined)[])[this.head] = undefined;
       this.head++;
-      this.heldBytes -= it.e.data.length;
+      this.heldBytes -= it.e.header.fileSize;
       if (it.keep) {
         this.ctx.entriesAfter++;
         encodeItem(it, out);
@@ -370,13 +370,13 @@ export class ArchiveFilter {
 function encodeItem(it: Item, out: Buffer[]): void {
   if (!it.newHeader) {
     out.push(it.e.raw);
-    if (it.e.data.length) out.push(it.e.data);
+    out.push(...it.e.data);
     if (it.e.dataPad.length) out.push(it.e.dataPad);
     return;
   }
-  const data = it.newData ?? it.e.data;
   out.push(encodeCpioHeader(it.newHeader, it.e.nameBytes));
-  if (data.length) out.push(data);
-  const pad = pad4(data.length) - data.length;
+  out.push(...(it.newData ?? it.e.data));
+  const size = it.newHeader.fileSize;
+  const pad = pad4(size) - size;
   if (pad) out.push(Buffer.alloc(pad));
 }

@@ -46,12 +46,15 @@ function deflateBlock(
 }
 
 export class ParallelGzip extends Transform {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** The block being filled; `filled` bytes of it are input. */
+  private block: Buffer;
+  private filled = 0;
+  /** Block buffers whose deflate call has finished, for reuse: no per-block allocation. */
+  private readonly free: Buffer[] = [];
   /** The last WINDOW bytes of input handed to a deflate call: the next block's dictionary. */
   private tail: Buffer | undefined;
-  /** Deflate calls in input order; the oldest is pushed first. */
-  private readonly inFlight: Promise<Buffer>[] = [];
+  /** Deflate calls in input order, with the block each reads; the oldest is pushed first. */
+  private readonly inFlight: { block: Buffer; out: Promise<Buffer> }[] = [];
   private crc = 0;
   private isize = 0;
 
@@ -60,6 +63,7 @@ export class ParallelGzip extends Transform {
     private readonly parallelism: number,
   ) {
     super();
+    this.block = Buffer.allocUnsafe(GZIP_BLOCK);
     const xfl = level >= 9 ? 2 : level === 1 ? 4 : 0; // "slowest" / "fastest" compressor hint
     this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
   }
@@ -67,13 +71,11 @@ export class ParallelGzip extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.crc = crc32(chunk, this.crc);
     this.isize = (this.isize + chunk.length) >>> 0; // ISIZE is the length modulo 2^32
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    this.pump(false).then(() => cb(), cb);
+    this.append(chunk).then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.pump(true).then(() => {
+    this.finish().then(() => {
       const trailer = Buffer.alloc(8);
       trailer.writeUInt32LE(this.crc >>> 0, 0);
       trailer.writeUInt32LE(this.isize, 4);
@@ -83,35 +85,39 @@ export class ParallelGzip extends Transform {
   }
 
   /**
-   * Starts a deflate call per full block, waiting while `parallelism` calls run; at the end, the
-   * rest (maybe empty) goes out as the final block. A block is cut only once more input follows it
-   * or the input has ended, so that the last block is always the one finished with BFINAL.
+   * Copies the chunk into blocks. A full block is deflated only once more input follows it (or the
+   * input has ended), so that the last block is always the one finished with BFINAL.
    */
-  private async pump(end: boolean): Promise<void> {
-    while (this.pendingBytes > GZIP_BLOCK || (!end && this.pendingBytes === GZIP_BLOCK)) {
-      await this.deflateNext(this.takePending(GZIP_BLOCK), false);
+  private async append(chunk: Buffer): Promise<void> {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.filled === GZIP_BLOCK) await this.startBlock(false);
+      const n = chunk.copy(this.block, this.filled, at);
+      this.filled += n;
+      at += n;
     }
-    if (!end) return;
-    await this.deflateNext(this.takePending(this.pendingBytes), true);
-    while (this.inFlight.length) this.push(await this.inFlight.shift()!);
   }
 
-  /** The first n pending bytes, as one Buffer. */
-  private takePending(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    const rest = all.subarray(n);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingBytes = rest.length;
-    return all.subarray(0, n);
+  private async finish(): Promise<void> {
+    await this.startBlock(true); // the rest, maybe empty
+    while (this.inFlight.length) this.push(await this.inFlight.shift()!.out);
   }
 
-  private async deflateNext(block: Buffer, last: boolean): Promise<void> {
-    const call = deflateBlock(block, this.tail, this.level, last);
-    call.catch(() => {}); // awaited in order below; this only keeps a later block's failure from being "unhandled" meanwhile
-    this.inFlight.push(call);
-    const tailSrc = block.length >= WINDOW || !this.tail ? block : Buffer.concat([this.tail, block]);
-    // A copy: `block` may be a view of a caller's chunk, and the dictionary must outlive it.
-    this.tail = Buffer.from(tailSrc.subarray(Math.max(0, tailSrc.length - WINDOW)));
-    while (this.inFlight.length > this.parallelism) this.push(await this.inFlight.shift()!);
+  /** Starts deflating the current block, waiting while `parallelism` calls run. */
+  private async startBlock(last: boolean): Promise<void> {
+    const input = this.block.subarray(0, this.filled);
+    const out = deflateBlock(input, this.tail, this.level, last);
+    out.catch(() => {}); // awaited in order below; this only keeps a later block's failure from being "unhandled" meanwhile
+    this.inFlight.push({ block: this.block, out });
+    // zlib copies the dictionary when the call starts, so a view of the block (still in flight when
+    // the next call starts) is enough. A block shorter than the window only happens last.
+    this.tail = input.subarray(Math.max(0, input.length - WINDOW));
+    this.block = this.free.pop() ?? Buffer.allocUnsafe(GZIP_BLOCK);
+    this.filled = 0;
+    while (this.inFlight.length > this.parallelism) {
+      const done = this.inFlight.shift()!;
+      this.push(await done.out);
+      this.free.push(done.block);
+    }
   }
 }

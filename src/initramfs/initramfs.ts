@@ -393,7 +393,7 @@ export function filterInitramfs(
     onTrailer(e, out) {
       filter!.finish(out);
       out.push(e.raw);
-      if (e.data.length) out.push(e.data);
+      out.push(...e.data);
       if (e.dataPad.length) out.push(e.dataPad);
     },
   };
@@ -459,7 +459,9 @@ export function filterInitramfs(
       throw e;
     }
   };
-  const output = Readable.from(counted(), { objectMode: false, highWaterMark: 1 << 20 });
+  // Object mode: chunks reach the reader as they are. A byte-mode Readable read through its async
+  // iterator hands out Buffer.concat of everything buffered: a copy of every byte, and garbage.
+  const output = Readable.from(counted(), { objectMode: true, highWaterMark: 16 });
   return { output, done };
 }
 
@@ -500,7 +502,7 @@ export async function listInitramfs(
     onEntry(e) {
       const info = entryInfo(e, segment);
       entries.push(info);
-      if (opts.withData?.(info)) data.set(e.name, Buffer.from(e.data));
+      if (opts.withData?.(info)) data.set(e.name, Buffer.concat(e.data, e.header.fileSize));
     },
     onTrailer() {},
   };

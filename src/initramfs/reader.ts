@@ -72,6 +72,16 @@ export class ByteReader {
   }
 
   /**
+   * Consumes `n` buffered bytes as views of the input chunks they sit in (call fill(n) first): no copy,
+   * so passing a large entry through allocates nothing.
+   */
+  takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    this.skip(n, (part) => out.push(part));
+    return out;
+  }
+
+  /**
    * Consumes `n` bytes without collecting them (call fill(n) first); `onPart` sees each piece, e.g. to
    * checksum data nobody keeps.
    */
