@@ -103,13 +103,14 @@ export function readElfImports(
     const shstrText = shstr.toString('latin1');
     let symtab: Buffer | null = null;
     let strtab: Buffer | null = null;
-    let versions: Buffer | null = null;
+    // __versions is read only if the walk gets that far (a caller's `stop` usually ends it first).
+    let versionsSec: { off: number; size: number } | null = null;
     for (let i = 0; i < shnum; i++) {
       const s = sec(i);
       const name = cstr(shstrText, s.name);
       if (name === '.symtab') symtab = get(s.off, s.size);
       else if (name === '.strtab') strtab = get(s.off, s.size);
-      else if (name === '__versions') versions = get(s.off, s.size);
+      else if (name === '__versions') versionsSec = s;
     }
     if (!symtab || !strtab) return null;
     const symSize = is64 ? 24 : 16;
@@ -127,6 +128,7 @@ export function readElfImports(
       if (stop?.(name)) return out;
       seen.add(name);
     }
+    const versions = versionsSec && get(versionsSec.off, versionsSec.size);
     if (versions && versions.length % VERSION_ENTRY_SIZE === 0) {
       const crcLen = is64 ? 8 : 4;
       const v = versions.toString('latin1');

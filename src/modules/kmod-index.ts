@@ -254,10 +254,13 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
     out = bigger;
   };
 
-  // Children of the nodes being written (a node's are those above the depth it started at): one
-  // pair of stacks instead of two arrays per node.
-  const childChars: number[] = [];
-  const childRefs: number[] = [];
+  // Children of the nodes being written (a node's are those above the mark it started at): one
+  // pair of stacks instead of two arrays per node. Pending children cover disjoint runs of keys,
+  // so there are never more than n. Typed arrays with a top index: shrinking a JS array by
+  // setting its length is a runtime call, slow in a cold process.
+  const childChars = new Int32Array(n + 1);
+  const childRefs = new Int32Array(n + 1);
+  let top = 0;
 
   // Writes the node of sorted[lo..hi) whose key so far has `d` characters; returns its reference
   // (as an int32: the flag bits make it negative; setBe32 writes the same 4 bytes).
@@ -272,14 +275,15 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
     let i = lo;
     const hasValues = lo < hi && first.length === end;
     if (hasValues) i++;
-    const mark = childChars.length;
+    const mark = top;
     while (i < hi) {
       const ch = sorted[i]!.charCodeAt(end);
       let j = i + 1;
       while (j < hi && lcp[j]! > end) j++;
       const r = write(i, j, end + 1, false);
-      childChars.push(ch);
-      childRefs.push(r);
+      childChars[top] = ch;
+      childRefs[top] = r;
+      top++;
       i = j;
     }
     let r = at;
@@ -289,18 +293,16 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
       out[at++] = 0;
       r |= NODE_PREFIX;
     }
-    if (childChars.length > mark) {
+    if (top > mark) {
       const c0 = childChars[mark]!;
-      const span = childChars[childChars.length - 1]! - c0 + 1;
+      const span = childChars[top - 1]! - c0 + 1;
       room(2 + 4 * span);
       out[at++] = c0;
       out[at++] = c0 + span - 1;
       // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
-      for (let k = mark; k < childChars.length; k++)
-        setBe32(out, at + 4 * (childChars[k]! - c0), childRefs[k]!);
+      for (let k = mark; k < top; k++) setBe32(out, at + 4 * (childChars[k]! - c0), childRefs[k]!);
       at += 4 * span;
-      childChars.length = mark;
-      childRefs.length = mark;
+      top = mark;
       r |= NODE_CHILDS;
     }
     if (hasValues) {
