@@ -19,6 +19,8 @@ import { crc32 as crc32Js } from '../binary/crc32.js';
 /** Input per deflate call: large enough that the per-cut cost is noise, small enough to spread. */
 export const GZIP_BLOCK = 1 << 20;
 const WINDOW = 32 << 10;
+/** Input per deflate block within a call (see deflateBlock). */
+const SUB_BLOCK = 16 << 10;
 
 // zlib.crc32 (native) arrived in Node 20.15; older 20.x falls back to the table version.
 const zlibCrc = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
@@ -26,22 +28,36 @@ const crc32: (d: Uint8Array, v: number) => number = zlibCrc
   ? (d, v) => zlibCrc(d, v)
   : (d, v) => crc32Js(d, v);
 
+/**
+ * Deflates one block, ending a deflate block (Z_BLOCK: no padding, no empty block) every SUB_BLOCK
+ * bytes of input so that each 16 KiB gets Huffman codes fitted to it. zlib itself ends a block only
+ * when its symbol buffer fills, and kernel modules alternate code, tables and strings more often
+ * than that: on Debian initramfs contents this makes level 9 output 0.6-1.4 % smaller at the same
+ * speed (measured: 12, 16, 20 and 24 KiB; 16 KiB was best). memLevel 9 (the largest hash table and
+ * symbol buffer) takes off another 0.03-0.05 %. Resolves with the output chunks.
+ */
 function deflateBlock(
   input: Buffer,
   dictionary: Buffer | undefined,
   level: number,
   last: boolean,
-): Promise<Buffer> {
+): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    zlib.deflateRaw(
-      input,
-      {
-        level,
-        ...(dictionary ? { dictionary } : {}),
-        finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-      },
-      (err, out) => (err ? reject(err) : resolve(out)),
-    );
+    const z = zlib.createDeflateRaw({
+      level,
+      memLevel: 9,
+      ...(dictionary ? { dictionary } : {}),
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    });
+    const out: Buffer[] = [];
+    z.on('data', (c: Buffer) => out.push(c));
+    z.on('error', reject);
+    z.on('end', () => resolve(out));
+    for (let at = 0; at < input.length; at += SUB_BLOCK) {
+      z.write(input.subarray(at, Math.min(at + SUB_BLOCK, input.length)));
+      if (at + SUB_BLOCK < input.length) z.flush(zlib.constants.Z_BLOCK);
+    }
+    z.end();
   });
 }
 
@@ -54,7 +70,7 @@ export class ParallelGzip extends Transform {
   /** The last WINDOW bytes of input handed to a deflate call: the next block's dictionary. */
   private tail: Buffer | undefined;
   /** Deflate calls in input order, with the block each reads; the oldest is pushed first. */
-  private readonly inFlight: { block: Buffer; out: Promise<Buffer> }[] = [];
+  private readonly inFlight: { block: Buffer; out: Promise<Buffer[]> }[] = [];
   private crc = 0;
   private isize = 0;
 
@@ -100,7 +116,7 @@ export class ParallelGzip extends Transform {
 
   private async finish(): Promise<void> {
     await this.startBlock(true); // the rest, maybe empty
-    while (this.inFlight.length) this.push(await this.inFlight.shift()!.out);
+    while (this.inFlight.length) for (const c of await this.inFlight.shift()!.out) this.push(c);
   }
 
   /** Starts deflating the current block, waiting while `parallelism` calls run. */
@@ -116,7 +132,7 @@ export class ParallelGzip extends Transform {
     this.filled = 0;
     while (this.inFlight.length > this.parallelism) {
       const done = this.inFlight.shift()!;
-      this.push(await done.out);
+      for (const c of await done.out) this.push(c);
       this.free.push(done.block);
     }
   }
