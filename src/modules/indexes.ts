@@ -19,10 +19,10 @@
  */
 import { UlfsError } from '../errors.js';
 import { sortDependencies } from './dep-sort.js';
-import { latin1 } from './text.js';
+import { eachPiece, latin1 } from './text.js';
 import { readElfImports, type ModuleImage } from './elf-imports.js';
 import { IndexBuilder, decodeIndex, type IndexWriteOrder } from './kmod-index.js';
-import { decodeModDep, decodeModDepBin, encodeModDep, type ModDepEntry } from './moddep.js';
+import { decodeModDepBin, decodeModDepBuffer, encodeModDep, type ModDepEntry } from './moddep.js';
 import { normalizeAlias, normalizeModuleName, uncompressedPath } from './names.js';
 
 export const DEVNAME_HEADER = '# Device nodes to trigger on-demand module loading.\n';
@@ -47,7 +47,7 @@ export function readModDep(indexes: Record<string, Buffer>): ModDepEntry[] | nul
   if (!buf) return null;
   let entries = modDepCache.get(buf);
   if (!entries) {
-    entries = indexes['modules.dep'] ? decodeModDep(latin1(buf)) : decodeModDepBin(buf);
+    entries = indexes['modules.dep'] ? decodeModDepBuffer(buf) : decodeModDepBin(buf);
     modDepCache.set(buf, entries);
   }
   return entries;
@@ -78,34 +78,6 @@ interface KeptLines {
   /** the field between `alias ` and the module (pattern or `symbol:<name>`), as written */
   keys: string[];
   modules: string[];
-}
-
-/**
- * Big text files are converted to strings in pieces of about this size, cut at line ends. In a
- * cold process fresh memory is what costs (the first touch of each page): a string this small
- * lives in V8's young generation, whose pages are reused once the piece is dead, while one string
- * for the whole file takes fresh pages for every byte (1.3 MB modules.alias, cold process: 9 ms as
- * one string, 4 ms in 64 KiB pieces).
- */
-const PIECE_SIZE = 64 * 1024;
-
-/**
- * Calls fn(text, base) for consecutive pieces of buf from `start`, each ending at a line end (or
- * the end of buf) and at least one line long; text[i] is buf[base + i].
- */
-function eachPiece(buf: Buffer, start: number, fn: (text: string, base: number) => void): void {
-  let pos = start;
-  // Each piece is non-empty, so this runs at most buf.length times.
-  while (pos < buf.length) {
-    let end = buf.length;
-    if (pos + PIECE_SIZE < buf.length) {
-      end = buf.lastIndexOf(10, pos + PIECE_SIZE - 1) + 1;
-      // A line longer than a piece: the piece is that line.
-      if (end <= pos) end = buf.indexOf(10, pos + PIECE_SIZE) + 1 || buf.length;
-    }
-    fn(buf.toString('latin1', pos, end), pos);
-    pos = end;
-  }
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { UlfsError } from '../errors.js';
 import { decodeIndex } from './kmod-index.js';
+import { eachPiece } from './text.js';
 
 /** depmod itself stores module indexes in 16 bits. */
 export const MODDEP_MAX_MODULES = 65535;
@@ -87,8 +88,23 @@ class TextEntry implements ModDepEntry {
  */
 export function decodeModDep(text: string, file = 'modules.dep'): ModDepEntry[] {
   const out: ModDepEntry[] = [];
-  let start = 0;
+  decodeLines(text, file, out, 0);
+  return out;
+}
+
+/** The same from the file's bytes, converted to strings piece by piece (see eachPiece). */
+export function decodeModDepBuffer(buf: Buffer, file = 'modules.dep'): ModDepEntry[] {
+  const out: ModDepEntry[] = [];
   let lineNo = 0;
+  eachPiece(buf, 0, (text) => {
+    lineNo = decodeLines(text, file, out, lineNo);
+  });
+  return out;
+}
+
+/** Appends the entries of the lines of text to out; lineNo = lines before text. Returns the count after. */
+function decodeLines(text: string, file: string, out: ModDepEntry[], lineNo: number): number {
+  let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
@@ -109,7 +125,7 @@ export function decodeModDep(text: string, file = 'modules.dep'): ModDepEntry[] 
     if (name.includes('-')) name = name.replace(/-/g, '_');
     out.push(new TextEntry(text.slice(lineStart, colon), name, text, colon + 1, end, lineNo, file));
   }
-  return out;
+  return lineNo;
 }
 
 /** Reads modules.dep.bin into the same entries, in priority order (the text file's order). */
