@@ -194,16 +194,27 @@ function keptAliasesSorted(buf: Buffer, all: ModDepEntry[], keep: Set<string>): 
     if (sp <= 6 || !line.startsWith('alias ')) return -1;
     return position.get(line.slice(sp + 1)) ?? -1;
   };
+  // Upper bounds seen by earlier searches, as (line start, module position) pairs: each search
+  // pushes the lines it moves hi down to (starts falling, positions not rising), so the top is
+  // the nearest. A later search for k starts below the nearest one with a position >= k.
+  const bounds: number[] = [];
   for (const k of wanted) {
-    // Lines starting before lo belong to modules before k; lo and hi are line starts (or the end).
-    // Every step moves lo past mid or hi down to at most mid, so this ends.
-    let hi = buf.length;
+    while (bounds.length && bounds[bounds.length - 1]! < k) {
+      bounds.pop();
+      bounds.pop();
+    }
+    // Lines starting before lo belong to modules before k, lines from hi on to k or later; lo and
+    // hi are line starts (or the end). Every step moves lo past mid or hi down to at most mid.
+    let hi = bounds.length ? bounds[bounds.length - 2]! : buf.length;
     while (lo < hi) {
       const mid = lo + ((hi - lo) >> 1);
       const p = readLine(mid === lo ? lo : Math.max(lo, buf.lastIndexOf(10, mid - 1) + 1));
       if (p < 0) return null;
       if (p < k) lo = end + 1;
-      else hi = start;
+      else {
+        hi = start;
+        bounds.push(start, p);
+      }
     }
     // lo: the first line of module k or of a later one. Take k's run.
     while (lo < buf.length) {
