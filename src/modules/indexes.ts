@@ -88,8 +88,6 @@ interface KeptLines {
  */
 function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
   const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
-  const keys: string[] = [];
-  const modules: string[] = [];
   let start = 0;
   // The header comment is short: its lines are found in the file's first bytes.
   while (start < buf.length && buf[start] === 0x23 /* # */) {
@@ -98,42 +96,59 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
     ranges.push(start, end);
     start = end + 1;
   }
-  if (keep.size === 0) return { bytes: copyRanges(buf, ranges), keys, modules };
   const re =
-    keep.size <= REGEX_FILTER_MAX ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm') : null;
-  eachPiece(buf, start, (text, base) => {
-    // sp = the space before the module name of the kept line [lineStart, end).
-    const take = (lineStart: number, sp: number, end: number): void => {
-      ranges.push(base + lineStart, base + end);
-      if (sp - lineStart > 6 && text.startsWith('alias ', lineStart)) {
-        keys.push(text.slice(lineStart + 6, sp));
-        modules.push(text.slice(sp + 1, end));
+    keep.size > 0 && keep.size <= REGEX_FILTER_MAX
+      ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm')
+      : null;
+  if (keep.size > 0) {
+    eachPiece(buf, start, (text, base) => {
+      if (re) {
+        re.lastIndex = 0;
+        let lastEnd = -1;
+        // test() instead of exec(): no match array per hit; the match is ` <name>` ending the line.
+        while (re.test(text)) {
+          const end = re.lastIndex;
+          const lineStart = text.lastIndexOf('\n', end - 1) + 1;
+          if (lineStart > lastEnd) ranges.push(base + lineStart, base + end);
+          lastEnd = end;
+        }
+        return;
       }
-    };
-    if (re) {
-      re.lastIndex = 0;
-      let lastEnd = -1;
-      // test() instead of exec(): no match array per hit; the match is ` <name>` ending the line.
-      while (re.test(text)) {
-        const end = re.lastIndex;
-        const sp = text.lastIndexOf(' ', end - 1);
-        const lineStart = text.lastIndexOf('\n', sp) + 1;
-        if (lineStart > lastEnd) take(lineStart, sp, end);
-        lastEnd = end;
-      }
-    } else {
       let at = 0;
       while (at < text.length) {
         let end = text.indexOf('\n', at);
         if (end < 0) end = text.length;
         const sp = text.lastIndexOf(' ', end - 1);
         if (end > at && text.charCodeAt(at) === 0x23) ranges.push(base + at, base + end);
-        else if (sp >= at && keep.has(text.slice(sp + 1, end))) take(at, sp, end);
+        else if (sp >= at && keep.has(text.slice(sp + 1, end))) ranges.push(base + at, base + end);
         at = end + 1;
       }
+    });
+  }
+  const bytes = copyRanges(buf, ranges);
+  return { bytes, ...aliasFields(bytes) };
+}
+
+/**
+ * Key and module of each `alias <key> <module>` line of the kept lines. Cut from the small kept
+ * text rather than from the pieces of the whole file, so that no piece outlives its scan.
+ */
+function aliasFields(bytes: Buffer): { keys: string[]; modules: string[] } {
+  const keys: string[] = [];
+  const modules: string[] = [];
+  const text = bytes.toString('latin1');
+  let at = 0;
+  while (at < text.length) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const sp = text.lastIndexOf(' ', end - 1);
+    if (sp - at > 6 && text.startsWith('alias ', at)) {
+      keys.push(text.slice(at + 6, sp));
+      modules.push(text.slice(sp + 1, end));
     }
-  });
-  return { bytes: copyRanges(buf, ranges), keys, modules };
+    at = end + 1;
+  }
+  return { keys, modules };
 }
 
 // Module name -> position, per parsed modules.dep (planModules and rewriteIndexes share it).
