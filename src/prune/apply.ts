@@ -6,7 +6,9 @@
  *   2. root fs: delete the module files and the directories they leave empty, delete the capture file,
  *      rewrite the module index files in place;
  *   3. each initramfs: stream it through the cpio filter (decompress, drop entries, replace indexes,
- *      recompress), spooled in memory up to the file's allocated size, then rewritten in place;
+ *      recompress) and write the result over the old file's blocks as it comes, never past what the
+ *      filter has read (behindTheReader); a result larger than the old allocation is refused
+ *      (PRUNE_WONT_FIT) and prune() restores the image from the undo log;
  *   4. sync (undo log first, then the image, both fsynced) and commit (remove the undo log);
  *   5. zero the free blocks of every changed fs (not logged: free blocks carry nothing, and the metadata
  *      is durable by now, so a crash here leaves a complete, valid prune);
@@ -62,20 +64,29 @@ function timer(durations: Record<string, number>) {
   };
 }
 
+/** Undo-logged writes are flushed to the image at least this often while an initramfs is rewritten. */
+const SYNC_EVERY = 8 << 20;
+
 /**
- * Collects a stream into memory, refusing once it passes `limit` bytes. The chunks stay as they came
- * (no concatenated copy: that would be the initramfs twice in memory).
+ * The filter's output, handed on no further than the filter has read its input. The new content is
+ * written over the old file's own blocks, so a byte may be overwritten only once it has been read;
+ * what runs ahead (an uncompressed output outruns a compressed input) waits here, in memory. A
+ * pruned initramfs is mostly dropped modules, so the output trails the input and little waits.
+ * Refuses (PRUNE_WONT_FIT) once the output passes `limit`, the space the old file had.
  */
-async function spool(
-  stream: AsyncIterable<Buffer>,
+async function* behindTheReader(
+  output: AsyncIterable<Buffer>,
+  bytesRead: () => number,
   limit: number,
   what: string,
-): Promise<{ chunks: Buffer[]; length: number }> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of stream) {
-    n += chunk.length;
-    if (n > limit) {
+  onPassed: (bytes: number) => void,
+): AsyncGenerator<Buffer> {
+  const held: Buffer[] = [];
+  let passed = 0;
+  let total = 0;
+  for await (const chunk of output) {
+    total += chunk.length;
+    if (total > limit) {
       throw new UlfsError(
         'PRUNE_WONT_FIT',
         `${what}: the new initramfs is larger than the space the old one had (${limit} bytes); ` +
@@ -83,9 +94,24 @@ async function spool(
         { limit },
       );
     }
-    parts.push(chunk);
+    held.push(chunk);
+    let room = bytesRead() - passed;
+    while (held.length > 0 && room > 0) {
+      const c = held[0]!;
+      const piece = c.length <= room ? c : c.subarray(0, room);
+      if (piece === c) held.shift();
+      else held[0] = c.subarray(room);
+      passed += piece.length;
+      room -= piece.length;
+      onPassed(piece.length);
+      yield piece;
+    }
   }
-  return { chunks: parts, length: n };
+  // The filter is done: it reads nothing more, so the rest may go anywhere.
+  for (const c of held) {
+    onPassed(c.length);
+    yield c;
+  }
 }
 
 /** Bytes allocated to a file: what an in-place rewrite may use. */
@@ -152,7 +178,15 @@ export async function applyPlan(
         const fs = extOf(ip.fs);
         const ino = fs.lookup(ip.info.path);
         const limit = allocatedBytes(fs, ino);
-        const { output, done } = filterInitramfs(fs.createReadStream(ino), {
+        let bytesRead = 0;
+        const source = fs.createReadStream(ino);
+        const counted = async function* (): AsyncGenerator<Buffer> {
+          for await (const c of source as AsyncIterable<Buffer>) {
+            bytesRead += c.length;
+            yield c;
+          }
+        };
+        const { output, done } = filterInitramfs(counted(), {
           decide: (e) => {
             if (ip.drop.has(e.name)) return 'drop';
             const r = ip.replace.get(e.name);
@@ -161,8 +195,23 @@ export async function applyPlan(
           compression: opts.initramfsCompression ?? 'keep',
           level: opts.initramfsLevel,
         });
-        const [data] = await Promise.all([spool(output as AsyncIterable<Buffer>, limit, ip.info.path), done]);
-        await rewriteFileFromChunks(fs, ino, data.chunks);
+        // Undo-logged writes wait in memory until a sync: flush them as the rewrite goes.
+        let unsynced = 0;
+        const passed = (n: number): void => {
+          unsynced += n;
+          if (unsynced >= SYNC_EVERY) {
+            jdev.sync();
+            unsynced = 0;
+          }
+        };
+        const newContent = behindTheReader(
+          output as AsyncIterable<Buffer>,
+          () => bytesRead,
+          limit,
+          ip.info.path,
+          passed,
+        );
+        const [rewritten] = await Promise.all([rewriteFileFromChunks(fs, ino, newContent), done]);
         jdev.sync();
         initramfs.push({
           path: ip.info.path,
@@ -172,7 +221,7 @@ export async function applyPlan(
               ? opts.initramfsCompression
               : ip.compression,
           sizeBefore: ip.info.size,
-          sizeAfter: data.length,
+          sizeAfter: rewritten.newSize,
           modulesBefore: ip.modulesBefore,
           modulesAfter: ip.modulesAfter,
         });

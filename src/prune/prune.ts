@@ -7,10 +7,11 @@
  */
 import { openImage, type OpenedImage } from '../image/partitions.js';
 import { copySparse, removeCopy } from '../image/sparse.js';
+import { undo } from '../image/undo.js';
 import { discover } from './discover.js';
 import { planPrune, summarizePlan, type PruneOptions } from './plan.js';
 import { applyPlan, type ApplyResult } from './apply.js';
-import { UlfsError } from '../errors.js';
+import { UlfsError, isUlfsError } from '../errors.js';
 
 export type { PruneOptions } from './plan.js';
 
@@ -88,7 +89,22 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
         throw e;
       }
     } else {
-      r = await applyPlan(img.dev, plan, opts);
+      try {
+        r = await applyPlan(img.dev, plan, opts);
+      } catch (e) {
+        // A refusal found while writing (the new initramfs does not fit) must leave the image as it
+        // was: put back what the undo log holds, still under our lock. Other failures keep the log
+        // for `ulfs-offline undo`, as the error says.
+        if (isUlfsError(e) && e.code === 'PRUNE_WONT_FIT') {
+          try {
+            undo(imagePath);
+          } catch (u) {
+            if (!(isUlfsError(u) && u.code === 'UNDO_NOT_FOUND')) throw u; // nothing was written yet
+          }
+          throw new UlfsError(e.code, `${e.message} (the image was left unchanged)`, e.data);
+        }
+        throw e;
+      }
     }
     return {
       ...base,
