@@ -232,13 +232,16 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
   // Default sort compares UTF-16 units: byte order for these 7-bit keys, as the trie's edge order.
   const sorted = [...byKey.keys()].sort();
   const n = sorted.length;
-  // lcp[i] = length of the common prefix of sorted[i - 1] and sorted[i].
+  // lcp[i] = length of the common prefix of sorted[i - 1] and sorted[i]. Compared 8 characters
+  // at a time by one native call, then one by one: half the time of a loop per character in a
+  // cold process (symbol keys share long prefixes).
   const lcp = new Int32Array(n);
   for (let i = 1; i < n; i++) {
     const a = sorted[i - 1]!;
     const b = sorted[i]!;
     const m = Math.min(a.length, b.length);
     let j = 0;
+    while (j + 8 <= m && a.startsWith(b.slice(j, j + 8), j)) j += 8;
     while (j < m && a.charCodeAt(j) === b.charCodeAt(j)) j++;
     lcp[i] = j;
   }
@@ -287,20 +290,28 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
       i = j;
     }
     let r = at;
+    // Room for the prefix and the child table at once (values are checked below).
+    const span = top > mark ? childChars[top - 1]! - childChars[mark]! + 1 : 0;
+    room(end - d + 3 + 4 * span);
     if (end > d) {
-      room(end - d + 1);
       for (let k = d; k < end; k++) out[at++] = first.charCodeAt(k);
       out[at++] = 0;
       r |= NODE_PREFIX;
     }
-    if (top > mark) {
+    if (span > 0) {
       const c0 = childChars[mark]!;
-      const span = childChars[top - 1]! - c0 + 1;
-      room(2 + 4 * span);
       out[at++] = c0;
       out[at++] = c0 + span - 1;
-      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed.
-      for (let k = mark; k < top; k++) setBe32(out, at + 4 * (childChars[k]! - c0), childRefs[k]!);
+      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed. The reference is
+      // written byte by byte here, not through setBe32: one call fewer per child.
+      for (let k = mark; k < top; k++) {
+        const o = at + 4 * (childChars[k]! - c0);
+        const v = childRefs[k]!;
+        out[o] = v >>> 24;
+        out[o + 1] = (v >>> 16) & 0xff;
+        out[o + 2] = (v >>> 8) & 0xff;
+        out[o + 3] = v & 0xff;
+      }
       at += 4 * span;
       top = mark;
       r |= NODE_CHILDS;
