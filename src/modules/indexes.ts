@@ -87,13 +87,13 @@ interface KeptLines {
  * output is copied from the file's bytes, not built as a string.
  */
 function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
-  const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
+  const lines: string[] = [];
   let start = 0;
   // The header comment is short: its lines are found in the file's first bytes.
   while (start < buf.length && buf[start] === 0x23 /* # */) {
     let end = buf.indexOf(10, start);
     if (end < 0) end = buf.length;
-    ranges.push(start, end);
+    lines.push(buf.toString('latin1', start, end));
     start = end + 1;
   }
   const re =
@@ -101,7 +101,7 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
       ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm')
       : null;
   if (keep.size > 0) {
-    eachPiece(buf, start, (text, base) => {
+    eachPiece(buf, start, (text) => {
       if (re) {
         re.lastIndex = 0;
         let lastEnd = -1;
@@ -109,7 +109,7 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
         while (re.test(text)) {
           const end = re.lastIndex;
           const lineStart = text.lastIndexOf('\n', end - 1) + 1;
-          if (lineStart > lastEnd) ranges.push(base + lineStart, base + end);
+          if (lineStart > lastEnd) lines.push(text.slice(lineStart, end));
           lastEnd = end;
         }
         return;
@@ -119,24 +119,30 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
         let end = text.indexOf('\n', at);
         if (end < 0) end = text.length;
         const sp = text.lastIndexOf(' ', end - 1);
-        if (end > at && text.charCodeAt(at) === 0x23) ranges.push(base + at, base + end);
-        else if (sp >= at && keep.has(text.slice(sp + 1, end))) ranges.push(base + at, base + end);
+        if (end > at && text.charCodeAt(at) === 0x23) lines.push(text.slice(at, end));
+        else if (sp >= at && keep.has(text.slice(sp + 1, end))) lines.push(text.slice(at, end));
         at = end + 1;
       }
     });
   }
-  const bytes = copyRanges(buf, ranges);
-  return { bytes, ...aliasFields(bytes) };
+  return keptText(lines);
 }
 
 /**
- * Key and module of each `alias <key> <module>` line of the kept lines. Cut from the small kept
- * text rather than from the pieces of the whole file, so that no piece outlives its scan.
+ * The kept lines as one text, its bytes, and the key and module of each `alias <key> <module>`
+ * line. The lines are joined once (a flat copy: the pieces they were cut from die young) and
+ * encoded once; a copy per line out of the file's Buffer costs a JS wrapper call each, slow in a
+ * cold process for the ~1,400 scattered kept lines of modules.symbols.
  */
-function aliasFields(bytes: Buffer): { keys: string[]; modules: string[] } {
+function keptText(lines: string[]): KeptLines {
+  const text = lines.length ? lines.join('\n') + '\n' : '';
+  return { bytes: Buffer.from(text, 'latin1'), ...aliasFields(text) };
+}
+
+/** Key and module of each `alias <key> <module>` line of text. */
+function aliasFields(text: string): { keys: string[]; modules: string[] } {
   const keys: string[] = [];
   const modules: string[] = [];
-  const text = bytes.toString('latin1');
   let at = 0;
   while (at < text.length) {
     let end = text.indexOf('\n', at);
@@ -456,30 +462,30 @@ export function rewriteIndexes(
  * them): by modules.dep's kept paths, or without modules.dep by each line's module name.
  */
 function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<string>): Buffer {
-  const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
+  const lines: string[] = [];
   const set = keptPaths ? new Set(keptPaths) : null;
   // As for modules.alias: for a few kept paths one regex scan for whole lines beats a loop per line.
   const re =
     set && set.size > 0 && set.size <= REGEX_FILTER_MAX
       ? new RegExp(`^(?:${[...set].map(escapeRegExp).join('|')})$`, 'gm')
       : null;
-  if (set && set.size === 0) return copyRanges(buf, ranges);
-  eachPiece(buf, 0, (text, base) => {
-    if (re) {
-      re.lastIndex = 0;
-      // A match is a whole (non-empty) line: it starts after the previous '\n'.
-      while (re.test(text))
-        ranges.push(base + text.lastIndexOf('\n', re.lastIndex - 1) + 1, base + re.lastIndex);
-      return;
-    }
-    eachLineAt(text, (start, end) => {
-      if (end === start) return;
-      const line = text.slice(start, end);
-      if (set ? set.has(line) : keepModules.has(normalizeModuleName(line)))
-        ranges.push(base + start, base + end);
+  if (!set || set.size > 0) {
+    eachPiece(buf, 0, (text) => {
+      if (re) {
+        re.lastIndex = 0;
+        // A match is a whole (non-empty) line: it starts after the previous '\n'.
+        while (re.test(text))
+          lines.push(text.slice(text.lastIndexOf('\n', re.lastIndex - 1) + 1, re.lastIndex));
+        return;
+      }
+      eachLineAt(text, (start, end) => {
+        if (end === start) return;
+        const line = text.slice(start, end);
+        if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) lines.push(line);
+      });
     });
-  });
-  return copyRanges(buf, ranges);
+  }
+  return Buffer.from(lines.length ? lines.join('\n') + '\n' : '', 'latin1');
 }
 
 /** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
