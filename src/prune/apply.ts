@@ -174,6 +174,23 @@ export async function applyPlan(
 
     const initramfs: ApplyResult['initramfs'] = [];
     for (const ip of plan.initramfs) {
+      const recompress =
+        (opts.initramfsCompression && opts.initramfsCompression !== 'keep') ||
+        opts.initramfsLevel !== undefined;
+      if (ip.drop.size === 0 && ip.replace.size === 0 && !recompress) {
+        // Nothing in it changes (an initramfs holding only kept modules, e.g. MODULES=dep): leave the
+        // file alone rather than rewrite the same archive.
+        initramfs.push({
+          path: ip.info.path,
+          partition: ip.info.partition,
+          compression: ip.compression,
+          sizeBefore: ip.info.size,
+          sizeAfter: ip.info.size,
+          modulesBefore: ip.modulesBefore,
+          modulesAfter: ip.modulesAfter,
+        });
+        continue;
+      }
       await time('initramfs', async () => {
         const fs = extOf(ip.fs);
         const ino = fs.lookup(ip.info.path);

@@ -131,6 +131,31 @@ describe('prune rewriting an initramfs in place while reading it', () => {
   });
 });
 
+describe('prune leaves an initramfs with nothing to drop alone', () => {
+  it('keeping every module: the initramfs file is not rewritten (same bytes, same ctime)', async () => {
+    const img = unpackSample(fs.mkdtempSync(path.join(dir, 'all-')));
+    const initrd = `/boot/initrd.img-${img.version}`;
+    const stat = (): string => sh('debugfs', ['-R', `stat ${initrd}`, img.spec]).match(/ctime: .*/)![0];
+    const dump = (to: string): Buffer => {
+      sh('debugfs', ['-R', `dump ${initrd} ${to}`, img.spec]);
+      return fs.readFileSync(to);
+    };
+    const before = dump(path.join(dir, 'all-before'));
+    const ctime = stat();
+    const r = await cli('prune', '--used', SAMPLE_USED, '--keep', '*', '--json', img.path);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.initramfs[0]).toMatchObject({
+      sizeBefore: before.length,
+      sizeAfter: before.length,
+      modulesAfter: report.initramfs[0].modulesBefore,
+    });
+    expect(report.durations.initramfs).toBeUndefined();
+    expect(dump(path.join(dir, 'all-after')).equals(before)).toBe(true);
+    expect(stat()).toBe(ctime);
+  });
+});
+
 describe('prune refusals and non-destructive modes', () => {
   it('--dry-run changes nothing', async () => {
     const img = unpackSample(fs.mkdtempSync(path.join(dir, 'd-')));
