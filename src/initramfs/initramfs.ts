@@ -362,6 +362,8 @@ function targetFor(opt: FilterOptions['compression'], c: Compression): OutputCom
 /**
  * Filters an initramfs: see FilterOptions. `output` streams the new file; `done` resolves with the
  * report when the output has been produced (and rejects with the UlfsError that stopped it).
+ * `output` is an object-mode stream of Buffers, many of them views of the input's chunks: pipe it or
+ * iterate it (a consumer that keeps chunks keeps those input chunks alive).
  */
 export function filterInitramfs(
   input: ByteInput,
