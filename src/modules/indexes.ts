@@ -53,13 +53,13 @@ export function readModDep(indexes: Record<string, Buffer>): ModDepEntry[] | nul
   return entries;
 }
 
-/** Calls fn(line, lineStart, lineEnd) for each line (without its '\n'). */
-function eachLine(text: string, fn: (line: string) => void): void {
+/** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
+function eachLineAt(text: string, fn: (start: number, end: number) => void): void {
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
-    fn(text.slice(start, end));
+    fn(start, end);
     start = end + 1;
   }
 }
@@ -114,15 +114,11 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
         }
         return;
       }
-      let at = 0;
-      while (at < text.length) {
-        let end = text.indexOf('\n', at);
-        if (end < 0) end = text.length;
+      eachLineAt(text, (at, end) => {
         const sp = text.lastIndexOf(' ', end - 1);
         if (end > at && text.charCodeAt(at) === 0x23) lines.push(text.slice(at, end));
         else if (sp >= at && keep.has(text.slice(sp + 1, end))) lines.push(text.slice(at, end));
-        at = end + 1;
-      }
+      });
     });
   }
   return keptText(lines);
@@ -143,17 +139,13 @@ function keptText(lines: string[]): KeptLines {
 function aliasFields(text: string): { keys: string[]; modules: string[] } {
   const keys: string[] = [];
   const modules: string[] = [];
-  let at = 0;
-  while (at < text.length) {
-    let end = text.indexOf('\n', at);
-    if (end < 0) end = text.length;
+  eachLineAt(text, (at, end) => {
     const sp = text.lastIndexOf(' ', end - 1);
     if (sp - at > 6 && text.startsWith('alias ', at)) {
       keys.push(text.slice(at + 6, sp));
       modules.push(text.slice(sp + 1, end));
     }
-    at = end + 1;
-  }
+  });
   return { keys, modules };
 }
 
@@ -277,11 +269,7 @@ function copyRanges(buf: Buffer, ranges: number[]): Buffer {
 /** Keeps comment lines and the lines whose second space-separated field (softdep, weakdep) is kept. */
 function filterBySecondField(text: string, keep: Set<string>): string {
   let out = '';
-  let start = 0;
-  const len = text.length;
-  while (start < len) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = len;
+  eachLineAt(text, (start, end) => {
     let keepLine: boolean;
     if (end === start) keepLine = false;
     else if (text.charCodeAt(start) === 0x23 /* # */) keepLine = true;
@@ -295,8 +283,7 @@ function filterBySecondField(text: string, keep: Set<string>): string {
       }
     }
     if (keepLine) out += text.slice(start, end) + '\n';
-    start = end + 1;
-  }
+  });
   return out;
 }
 
@@ -446,7 +433,9 @@ export function rewriteIndexes(
   const devname = indexes['modules.devname'];
   if (devname) {
     let body = '';
-    eachLine(latin1(devname), (line) => {
+    const text = latin1(devname);
+    eachLineAt(text, (start, end) => {
+      const line = text.slice(start, end);
       if (line.startsWith('#') || line === '') return;
       if (keepModules.has(line.split(' ', 1)[0]!)) body += line + '\n';
     });
@@ -486,17 +475,6 @@ function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<s
     });
   }
   return Buffer.from(lines.length ? lines.join('\n') + '\n' : '', 'latin1');
-}
-
-/** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
-function eachLineAt(text: string, fn: (start: number, end: number) => void): void {
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    fn(start, end);
-    start = end + 1;
-  }
 }
 
 /**
