@@ -36,6 +36,15 @@ const CASES: [number, number][] = [
   [SIZE - 1234, 1234],
 ];
 
+/** Every CASES read through readUncached equals the file's bytes there. */
+function expectCasesMatch(dev: FileDevice, data: Buffer): void {
+  for (const [pos, len] of CASES) {
+    const buf = allocAligned(len);
+    readUncached(dev, buf, pos);
+    expect(buf.equals(data.subarray(pos, pos + len)), `${pos}+${len}`).toBe(true);
+  }
+}
+
 describe('readUncached', () => {
   let dir: string;
   beforeAll(() => {
@@ -47,11 +56,7 @@ describe('readUncached', () => {
     const { file, data } = sparseFile(dir);
     const dev = new FileDevice(file, 'rw');
     try {
-      for (const [pos, len] of CASES) {
-        const buf = allocAligned(len);
-        readUncached(dev, buf, pos);
-        expect(buf.equals(data.subarray(pos, pos + len)), `${pos}+${len}`).toBe(true);
-      }
+      expectCasesMatch(dev, data);
       // buffered writes not yet written back are seen by the direct read that follows
       const fresh = randomBytes(8192);
       dev.write(1 << 21, fresh);
@@ -89,11 +94,7 @@ describe('readUncached', () => {
       const { file, data } = sparseFile(shm);
       const dev = new FileDevice(file, 'r');
       try {
-        for (const [pos, len] of CASES) {
-          const buf = allocAligned(len);
-          readUncached(dev, buf, pos);
-          expect(buf.equals(data.subarray(pos, pos + len))).toBe(true);
-        }
+        expectCasesMatch(dev, data);
       } finally {
         dev.close();
       }
