@@ -31,6 +31,18 @@ export interface BlockDevice {
    * before zeroing): may bypass the page cache. Optional; call it through readUncached().
    */
   readUncachedInto?(buf: Uint8Array, pos: number): void;
+  /**
+   * Like write, for bytes nothing depends on (free blocks being zeroed): a later sync() need not make
+   * them durable, so a device may leave them in the page cache. Optional; call it through
+   * writeVolatile().
+   */
+  writeVolatileAt?(pos: number, data: Uint8Array): void;
+}
+
+/** dev.writeVolatileAt where the device has it, else an ordinary write. */
+export function writeVolatile(dev: BlockDevice, pos: number, data: Uint8Array): void {
+  if (dev.writeVolatileAt) dev.writeVolatileAt(pos, data);
+  else dev.write(pos, data);
 }
 
 /** dev.readUncachedInto where the device has it, else readInto. Give it a buffer from allocAligned. */
@@ -87,6 +99,12 @@ export class FileDevice implements BlockDevice {
   private fd: number | null;
   /** A second, O_DIRECT descriptor for readUncachedInto: undefined = not tried yet, null = unavailable. */
   private directFd: number | null | undefined;
+  /**
+   * Whether a write since the last sync() needs an fsync. Zeroed free space (writeVolatileAt) does
+   * not: an fsync of half a GiB of zeros costs a third of a second and protects nothing, as a crash
+   * can only leave some free blocks unzeroed.
+   */
+  private dirty = false;
 
   constructor(path: string, mode: 'r' | 'rw' = 'r') {
     this.name = path;
@@ -104,6 +122,11 @@ export class FileDevice implements BlockDevice {
       throw new UlfsError('USAGE', `${path} is a directory, not an image file`, { path });
     }
     this.size = st.size;
+  }
+
+  /** Whether sync() has an fsync to do: a write() (not a writeVolatileAt) since the last sync. */
+  get needsSync(): boolean {
+    return this.dirty;
   }
 
   private get handle(): number {
@@ -180,13 +203,19 @@ export class FileDevice implements BlockDevice {
   }
 
   write(pos: number, data: Uint8Array): void {
+    this.dirty = true;
+    this.writeVolatileAt(pos, data);
+  }
+
+  writeVolatileAt(pos: number, data: Uint8Array): void {
     checkRange(this, pos, data.length, true);
     let done = 0;
     while (done < data.length) done += fs.writeSync(this.handle, data, done, data.length - done, pos + done);
   }
 
   sync(): void {
-    if (this.writable) fs.fsyncSync(this.handle);
+    if (this.writable && this.dirty) fs.fsyncSync(this.handle);
+    this.dirty = false;
   }
 
   close(): void {
@@ -236,6 +265,10 @@ export class SliceDevice implements BlockDevice {
   write(pos: number, data: Uint8Array): void {
     checkRange(this, pos, data.length, true);
     this.parent.write(this.offset + pos, data);
+  }
+  writeVolatileAt(pos: number, data: Uint8Array): void {
+    checkRange(this, pos, data.length, true);
+    writeVolatile(this.parent, this.offset + pos, data);
   }
   sync(): void {
     this.parent.sync();

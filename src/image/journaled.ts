@@ -22,7 +22,14 @@
  * Memory: pending data grows until the caller syncs; `pendingBytes` tells how much.
  */
 import { UlfsError } from '../errors.js';
-import { FileDevice, SliceDevice, checkRange, readUncached, type BlockDevice } from './blockdev.js';
+import {
+  FileDevice,
+  SliceDevice,
+  checkRange,
+  readUncached,
+  writeVolatile,
+  type BlockDevice,
+} from './blockdev.js';
 import { HASH_BYTES, MAX_RECORD_BYTES, UndoLogWriter, type AppendFault } from './undo.js';
 
 const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
@@ -250,7 +257,7 @@ export class JournaledDevice implements BlockDevice {
       return;
     }
     try {
-      this.dev.write(pos, data);
+      writeVolatile(this.dev, pos, data); // zeroed free space: no fsync owed (see FileDevice.dirty)
     } catch (e) {
       this.failed = e;
       throw e;

@@ -12,7 +12,7 @@
  * internal journal. With s_start = 0 the log holds nothing to replay, so e2fsck stays clean.
  */
 import { UlfsError } from '../../errors.js';
-import { allocAligned, readUncached } from '../../image/blockdev.js';
+import { allocAligned, readUncached, writeVolatile } from '../../image/blockdev.js';
 import { freeRuns } from '../bitmaps.js';
 import { groupBlockCount, groupFirstBlock } from './geometry.js';
 import { mapInode } from './mapping.js';
@@ -89,7 +89,7 @@ class Zeroer {
       write: (pos: number, data: Uint8Array) => void;
     };
     if (typeof dev.writeUnlogged === 'function') dev.writeUnlogged(pos, data);
-    else dev.write(pos, data);
+    else writeVolatile(this.vol.dev, pos, data);
   }
 
   /** Zeroes blocks [first, first+count) that are not zero yet. Returns blocks written. */
