@@ -2,10 +2,11 @@
  * Peak RSS of filterInitramfs on a large synthetic archive (default 500 MB of cpio, generated on the
  * fly, never held in memory): the goal is a flat ~100 MB whatever the archive size.
  *
- *   npx tsx bench/initramfs-rss.ts [MB] [none|gzip]
+ *   npx tsx bench/initramfs-rss.ts [MB] [none|gzip] [LEVEL]
+ * LEVEL is the gzip level written (default 1, quick; prune writes 9).
  * For figures without tsx's own memory, bundle first:
  *   npx esbuild bench/initramfs-rss.ts --bundle --platform=node --format=esm --outfile=/tmp/rss.mjs \
- *     --external:zstd-napi --external:lzma-native --external:lz4-napi && node /tmp/rss.mjs 500 gzip
+ *     --external:zstd-napi --external:lzma-native --external:lz4-napi && node /tmp/rss.mjs 500 gzip 9
  * With gzip, the compressed archive is written to a temporary file first and filtered from there by
  * a fresh child process, so that the figure is the filter's alone (not the generator's compressor).
  */
@@ -28,6 +29,7 @@ import {
 
 const totalMb = Number(process.argv[2] ?? 500);
 const comp = (process.argv[3] ?? 'none') as 'none' | 'gzip';
+const level = Number(process.argv[4] ?? 1);
 
 function header(name: string, mode: number, size: number, ino: number): Buffer {
   const h: CpioHeader = {
@@ -73,7 +75,7 @@ async function* archive(): AsyncGenerator<Buffer> {
   yield header('TRAILER!!!', 0, 0, 0);
 }
 
-const fromFile = process.argv[4]; // internal: the child that filters a prepared gzip file
+const fromFile = process.argv[5]; // internal: the child that filters a prepared gzip file
 if (comp === 'gzip' && !fromFile) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ulfs-rss-'));
   try {
@@ -81,7 +83,7 @@ if (comp === 'gzip' && !fromFile) {
     await pipeline(Readable.from(archive()), zlib.createGzip({ level: 1 }), fs.createWriteStream(file));
     const r = spawnSync(
       process.execPath,
-      [...process.execArgv, fileURLToPath(import.meta.url), String(totalMb), comp, file],
+      [...process.execArgv, fileURLToPath(import.meta.url), String(totalMb), comp, String(level), file],
       { stdio: 'inherit' },
     );
     process.exitCode = r.status ?? 1;
@@ -98,7 +100,7 @@ const t = performance.now();
 const { output, done } = filterInitramfs(source, {
   decide: (e) => (/\/d\d*[12]\/|\/d\d*[45]\//.test(e.name) && e.name.endsWith('.ko') ? 'drop' : 'keep'),
   compression: comp === 'gzip' ? 'gzip' : 'keep',
-  level: 1,
+  level,
 });
 let out = 0;
 for await (const c of output) out += (c as Buffer).length;
@@ -107,6 +109,7 @@ console.log(
   JSON.stringify({
     archiveMB: totalMb,
     compression: comp,
+    level: comp === 'gzip' ? level : undefined,
     bytesIn: rep.bytesIn,
     bytesOut: out,
     removed: rep.removed.length,
