@@ -65,7 +65,8 @@ export function formatReport(r: PruneReport): string {
     }
     if (r.zero) {
       out.push(
-        `zeroed ${r.zero.blocksZeroed} free blocks (${humanBytes(r.zero.bytesWritten)} written; ${r.zero.blocksAlreadyZero} of ${r.zero.blocksScanned} were already zero)`,
+        `zeroed ${r.zero.blocksZeroed} free blocks (${humanBytes(r.zero.bytesWritten)} written; ${r.zero.blocksAlreadyZero} of ${r.zero.blocksScanned} were already zero)` +
+          (r.zero.journalBlocksZeroed ? `, ${r.zero.journalBlocksZeroed} of them in the journal's log` : ''),
       );
     }
     if (r.check) out.push(`check: ${r.check.clean ? 'clean' : 'NOT CLEAN'}`);

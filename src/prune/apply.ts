@@ -10,8 +10,9 @@
  *      filter has read (behindTheReader); a result larger than the old allocation is refused
  *      (PRUNE_WONT_FIT) and prune() restores the image from the undo log;
  *   4. sync (undo log first, then the image, both fsynced) and commit (remove the undo log);
- *   5. zero the free blocks of every changed fs (not logged: free blocks carry nothing, and the metadata
- *      is durable by now, so a crash here leaves a complete, valid prune);
+ *   5. zero the free blocks of every changed fs and the log of its (clean) journal (not logged: they
+ *      carry nothing, and the metadata is durable by now, so a crash here leaves a complete, valid
+ *      prune);
  *   6. check the changed filesystems.
  */
 import { JournaledDevice } from '../image/journaled.js';
@@ -48,6 +49,8 @@ export interface ApplyResult {
     blocksAlreadyZero: number;
     blocksZeroed: number;
     bytesWritten: number;
+    /** Of blocksZeroed: blocks of a clean journal's log. */
+    journalBlocksZeroed: number;
   } | null;
   check: { clean: boolean; findings: string[] };
   durations: Record<string, number>;
@@ -252,10 +255,19 @@ export async function applyPlan(
     let zero: ApplyResult['zero'] = null;
     if (opts.zero !== false) {
       zero = await time('zero', () => {
-        const total = { blocksScanned: 0, blocksAlreadyZero: 0, blocksZeroed: 0, bytesWritten: 0 };
+        const total = {
+          blocksScanned: 0,
+          blocksAlreadyZero: 0,
+          blocksZeroed: 0,
+          bytesWritten: 0,
+          journalBlocksZeroed: 0,
+        };
         for (const f of touched.values()) {
           const fs = ExtFs.open(new SliceDevice(imageDev, f.partition.start, f.partition.size));
+          // The log of a clean journal is as dead as a free block (the gate above refused any other
+          // journal), and after a VM has run it is full of old metadata that would go into the xz.
           const z = zeroFree(fs, {
+            journal: true,
             onProgress:
               opts.onProgress && ((done: number, all: number) => opts.onProgress!('zero', done, all)),
           });
@@ -263,6 +275,7 @@ export async function applyPlan(
           total.blocksAlreadyZero += z.blocksAlreadyZero;
           total.blocksZeroed += z.blocksZeroed;
           total.bytesWritten += z.bytesWritten;
+          total.journalBlocksZeroed += z.journalBlocksZeroed;
         }
         imageDev.sync();
         return total;
