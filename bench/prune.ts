@@ -5,7 +5,7 @@
  *
  *   npm run build && npx tsx bench/prune.ts [--no-xz] [--xz-original] [--native-only] [--keep-dir DIR]
  *
- * For each contender: a fresh sparse copy of the cached image (fsynced before the clock starts), wall
+ * For each contender: a fresh sparse copy of the cached image (`sync` before the clock starts), wall
  * time and peak RSS from
  * `/usr/bin/time -v`, `e2fsck -fn` on the result, and the `xz -T2 -k` size of the result (default
  * level 6, as a user would ship it). Ours runs twice: default options, and `--initramfs-compression
@@ -82,11 +82,9 @@ function contender(
 ): Run {
   const img = path.join(work, `${name}.img`);
   copyImage(source, img);
-  // Write the fresh copy back before the clock starts: otherwise whichever tool fsyncs first pays
-  // for writing back the copy's dirty pages (0.3-0.5 s here), which measures the copy, not the tool.
-  const fd = fs.openSync(img, 'r+');
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
+  // Write back every dirty page (the fresh copy, and what the previous contender left) before the
+  // clock starts: otherwise a tool pays for writeback it did not cause (0.3-0.5 s here for the copy).
+  spawnSync('sync');
   const t = timed(cmd(img));
   const run: Run = {
     name,
