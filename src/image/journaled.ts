@@ -11,7 +11,8 @@
  *   commit()          sync(), then removes the undo log: the change is complete.
  *   writeUnlogged()   for zeroing free space: goes straight to the device, not logged. Allowed only
  *                     with nothing pending (the caller has synced its metadata first). A range that
- *                     touches the first 64 KiB is logged anyway (the log's binding hashes it).
+ *                     touches the first 64 KiB is logged anyway (the log's binding hashes it). It is
+ *                     also this device's writeVolatileAt, so writeVolatile() reaches it through slices.
  *
  * It wraps the whole image device or a slice of it (a partition): records always store absolute
  * image offsets, found by walking SliceDevice parents (and FaultDevice-style `inner` wrappers) down
@@ -262,6 +263,11 @@ export class JournaledDevice implements BlockDevice {
       this.failed = e;
       throw e;
     }
+  }
+
+  /** What writeVolatile() means here: free space is zeroed unlogged (writeUnlogged). */
+  writeVolatileAt(pos: number, data: Uint8Array): void {
+    this.writeUnlogged(pos, data);
   }
 
   /** Finishes the change: sync, then remove the undo log. The device can be used for a new change. */

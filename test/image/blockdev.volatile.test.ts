@@ -70,4 +70,25 @@ describe('volatile writes', () => {
     expect(onDisk.subarray(OFFSET + 65536, OFFSET + 131072).equals(Buffer.alloc(65536))).toBe(true);
     expect(fs.existsSync(`${file}.ulfs-undo`)).toBe(false);
   });
+
+  it('reach JournaledDevice.writeUnlogged through a slice of it (refused while writes are pending)', () => {
+    const file = image('journaled-slice.img');
+    const dev = new FileDevice(file, 'rw');
+    const j = new JournaledDevice(dev);
+    const part = new SliceDevice(j, OFFSET, SIZE - OFFSET);
+    j.write(0, Buffer.from('logged'));
+    expect(() => writeVolatile(part, 65536, Buffer.alloc(4096))).toThrow(/pending/);
+    j.sync();
+    writeVolatile(part, 65536, Buffer.alloc(4096));
+    expect(dev.needsSync).toBe(false);
+    j.commit();
+    j.close();
+    dev.close();
+    expect(
+      fs
+        .readFileSync(file)
+        .subarray(OFFSET + 65536, OFFSET + 69632)
+        .equals(Buffer.alloc(4096)),
+    ).toBe(true);
+  });
 });

@@ -80,16 +80,11 @@ class Zeroer {
   }
 
   /**
-   * Free blocks carry nothing worth an undo record: on a JournaledDevice the zeros go through
-   * writeUnlogged (which requires the metadata writes to be synced first).
+   * Free blocks carry nothing worth an undo record or an fsync: writeVolatile (on a JournaledDevice,
+   * writeUnlogged, which requires the metadata writes to be synced first).
    */
   private write(pos: number, data: Buffer): void {
-    const dev = this.vol.dev as {
-      writeUnlogged?: (pos: number, data: Uint8Array) => void;
-      write: (pos: number, data: Uint8Array) => void;
-    };
-    if (typeof dev.writeUnlogged === 'function') dev.writeUnlogged(pos, data);
-    else writeVolatile(this.vol.dev, pos, data);
+    writeVolatile(this.vol.dev, pos, data);
   }
 
   /** Zeroes blocks [first, first+count) that are not zero yet. Returns blocks written. */
