@@ -81,6 +81,21 @@ interface KeptLines {
 }
 
 /**
+ * Calls fn(start, end) for each comment line ('#') at the start of buf, and returns where the first
+ * other line starts. The header comment is short: its lines are found in the file's first bytes.
+ */
+function leadingComments(buf: Buffer, fn: (start: number, end: number) => void): number {
+  let start = 0;
+  while (start < buf.length && buf[start] === 0x23 /* # */) {
+    let end = buf.indexOf(10, start);
+    if (end < 0) end = buf.length;
+    fn(start, end);
+    start = end + 1;
+  }
+  return start;
+}
+
+/**
  * Keeps the leading comment lines and the lines whose LAST field is a kept module name. For a small
  * keep set one native regex scan for ` <name>` right before a line end finds them (no per-line JS
  * work, no backtracking over whole lines); otherwise every line's last field is looked up. The
@@ -88,14 +103,7 @@ interface KeptLines {
  */
 function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
   const lines: string[] = [];
-  let start = 0;
-  // The header comment is short: its lines are found in the file's first bytes.
-  while (start < buf.length && buf[start] === 0x23 /* # */) {
-    let end = buf.indexOf(10, start);
-    if (end < 0) end = buf.length;
-    lines.push(buf.toString('latin1', start, end));
-    start = end + 1;
-  }
+  const start = leadingComments(buf, (s, e) => lines.push(buf.toString('latin1', s, e)));
   const re =
     keep.size > 0 && keep.size <= REGEX_FILTER_MAX
       ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm')
@@ -185,13 +193,7 @@ function keptAliasesSorted(buf: Buffer, all: ModDepEntry[], keep: Set<string>): 
   const ranges: number[] = []; // [start, end) pairs of kept lines in buf, without their '\n'
   const keys: string[] = [];
   const modules: string[] = [];
-  let lo = 0;
-  while (lo < buf.length && buf[lo] === 0x23 /* # */) {
-    let end = buf.indexOf(10, lo);
-    if (end < 0) end = buf.length;
-    ranges.push(lo, end);
-    lo = end + 1;
-  }
+  let lo = leadingComments(buf, (s, e) => ranges.push(s, e));
   // The line read last: [start, end), its text and the space before its module name.
   let start = 0;
   let end = 0;
