@@ -6,7 +6,7 @@
 import type { Register } from './program.js';
 import { parsePartNumber, printJson, type CliIo } from './io.js';
 import { openImage } from '../image/partitions.js';
-import { zeroFree, type ZeroReport } from '../ext/write/index.js';
+import { sumZeroReports, zeroFree, type ZeroReport } from '../ext/write/index.js';
 import { selectTargets } from './rm.js';
 
 export const registerZeroFree: Register = (program, io: CliIo) => {
@@ -48,13 +48,7 @@ export const registerZeroFree: Register = (program, io: CliIo) => {
         } finally {
           img.close();
         }
-        const sum = (k: keyof ZeroReport): number => per.reduce((s, r) => s + r[k], 0);
-        const total = {
-          blocksScanned: sum('blocksScanned'),
-          blocksAlreadyZero: sum('blocksAlreadyZero'),
-          blocksZeroed: sum('blocksZeroed'),
-          bytesWritten: sum('bytesWritten'),
-        };
+        const total = sumZeroReports(per);
         if (opts.json) printJson(io, { dryRun: opts.dryRun === true, ...total, filesystems: per });
         else
           for (const r of per) {

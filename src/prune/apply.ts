@@ -25,8 +25,10 @@ import {
   rewriteFile,
   rewriteFileFromChunks,
   zeroFree,
+  sumZeroReports,
   checkFs,
   type CheckReport,
+  type ZeroReport,
 } from '../ext/write/index.js';
 import { filterInitramfs } from '../initramfs/index.js';
 import { UlfsError } from '../errors.js';
@@ -255,13 +257,7 @@ export async function applyPlan(
     let zero: ApplyResult['zero'] = null;
     if (opts.zero !== false) {
       zero = await time('zero', () => {
-        const total = {
-          blocksScanned: 0,
-          blocksAlreadyZero: 0,
-          blocksZeroed: 0,
-          bytesWritten: 0,
-          journalBlocksZeroed: 0,
-        };
+        const reports: ZeroReport[] = [];
         for (const f of touched.values()) {
           const fs = ExtFs.open(new SliceDevice(imageDev, f.partition.start, f.partition.size));
           // The log of a clean journal is as dead as a free block (the gate above refused any other
@@ -271,14 +267,10 @@ export async function applyPlan(
             onProgress:
               opts.onProgress && ((done: number, all: number) => opts.onProgress!('zero', done, all)),
           });
-          total.blocksScanned += z.blocksScanned;
-          total.blocksAlreadyZero += z.blocksAlreadyZero;
-          total.blocksZeroed += z.blocksZeroed;
-          total.bytesWritten += z.bytesWritten;
-          total.journalBlocksZeroed += z.journalBlocksZeroed;
+          reports.push(z);
         }
         imageDev.sync();
-        return total;
+        return sumZeroReports(reports);
       });
     }
 

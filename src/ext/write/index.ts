@@ -140,3 +140,4 @@ export type { RewriteReport } from './rewrite.js';
 export type { RemoveOptions, RemoveReport } from './remove.js';
 export type { GatePurpose } from './safety.js';
 export { Volume } from './volume.js';
+export { sumZeroReports } from './zero.js';

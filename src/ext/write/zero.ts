@@ -38,6 +38,20 @@ export interface ZeroReport {
   journalBlocksZeroed: number;
 }
 
+/** The field-by-field sum of reports (all zeros for none): several filesystems, one total. */
+export function sumZeroReports(reports: ZeroReport[]): ZeroReport {
+  const total: ZeroReport = {
+    blocksScanned: 0,
+    blocksAlreadyZero: 0,
+    blocksZeroed: 0,
+    bytesWritten: 0,
+    journalBlocksZeroed: 0,
+  };
+  const keys = Object.keys(total) as (keyof ZeroReport)[];
+  for (const r of reports) for (const k of keys) total[k] += r[k];
+  return total;
+}
+
 /** Free runs of the whole filesystem, as [first block, count]. */
 export function freeBlockRuns(vol: Volume): [number, number][] {
   const out: [number, number][] = [];
@@ -49,13 +63,7 @@ export function freeBlockRuns(vol: Volume): [number, number][] {
 }
 
 class Zeroer {
-  readonly report: ZeroReport = {
-    blocksScanned: 0,
-    blocksAlreadyZero: 0,
-    blocksZeroed: 0,
-    bytesWritten: 0,
-    journalBlocksZeroed: 0,
-  };
+  readonly report: ZeroReport = sumZeroReports([]);
   private readonly buf: Buffer;
   private readonly zero: Buffer;
   private done = 0;
