@@ -46,14 +46,8 @@ export interface ApplyResult {
     modulesBefore: number;
     modulesAfter: number;
   }[];
-  zero: {
-    blocksScanned: number;
-    blocksAlreadyZero: number;
-    blocksZeroed: number;
-    bytesWritten: number;
-    /** Of blocksZeroed: blocks of a clean journal's log. */
-    journalBlocksZeroed: number;
-  } | null;
+  /** Free blocks and the clean journal's log, summed over the changed filesystems. */
+  zero: ZeroReport | null;
   check: { clean: boolean; findings: string[] };
   durations: Record<string, number>;
 }
