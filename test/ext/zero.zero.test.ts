@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { FileDevice, SliceDevice } from '../../src/image/blockdev.js';
 import { checkFs, zeroFree } from '../../src/ext/write/index.js';
 import { debugfs, e2fsck, ENV, mkfs, run, sha256File, tmpDir, type Img } from './writer-fixtures.js';
+import { journalLayout } from '../helpers/images.js';
 
 let dir: string;
 beforeAll(() => {
@@ -190,20 +191,6 @@ describe('zeroFree --journal on a block-mapped journal (ext3, 1 KiB blocks)', ()
     dir = tmpDir('ulfs-zero-j3-');
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  /** The journal's data blocks and its indirect (IND/DIND/TIND) blocks, from debugfs. */
-  function journalLayout(spec: string): { data: number[]; indirect: number[] } {
-    const r = spawnSync('debugfs', ['-R', 'stat <8>', spec], { env: ENV, encoding: 'utf8' });
-    const blocks = r.stdout.slice(r.stdout.indexOf('BLOCKS:'));
-    const data: number[] = [];
-    const indirect: number[] = [];
-    for (const m of blocks.matchAll(/\(([^)]+)\):(\d+)(?:-(\d+))?/g)) {
-      const first = Number(m[2]);
-      const last = m[3] === undefined ? first : Number(m[3]);
-      for (let b = first; b <= last; b++) (/IND/.test(m[1]!) ? indirect : data).push(b);
-    }
-    return { data, indirect };
-  }
 
   it('zeroes the log blocks only: indirect blocks and the journal superblock stay, e2fsck stays clean', () => {
     const a = mkfs(path.join(dir, 'j3.img'), { type: 'ext3', bs: 1024, sizeMiB: 48 });

@@ -21,6 +21,23 @@ export function sh(cmd: string, args: string[], input?: string): string {
   });
 }
 
+/**
+ * The journal inode's blocks from `debugfs stat <8>`: its data blocks in logical order (block 0 is
+ * the journal superblock) and its indirect (IND/DIND/TIND) blocks, for block-mapped journals.
+ */
+export function journalLayout(spec: string): { data: number[]; indirect: number[] } {
+  const stat = sh('debugfs', ['-R', 'stat <8>', spec]);
+  const blocks = stat.slice(stat.indexOf('BLOCKS:'));
+  const data: number[] = [];
+  const indirect: number[] = [];
+  for (const m of blocks.matchAll(/\(([^)]+)\):(\d+)(?:-(\d+))?/g)) {
+    const first = Number(m[2]);
+    const last = m[3] === undefined ? first : Number(m[3]);
+    for (let b = first; b <= last; b++) (/IND/.test(m[1]!) ? indirect : data).push(b);
+  }
+  return { data, indirect };
+}
+
 export function tempDir(prefix = 'ulfs-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

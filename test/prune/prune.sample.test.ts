@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { TOOL_ENV } from '../fixtures/initramfs-images.js';
 import { cli } from '../helpers/cli.js';
-import { SAMPLE_USED, fileSha, rdump, sh, tempDir, unpackSample } from '../helpers/images.js';
+import { SAMPLE_USED, fileSha, journalLayout, rdump, sh, tempDir, unpackSample } from '../helpers/images.js';
 import { e2fsckClean } from '../fixtures/ext-images.js';
 import { expectPrunedInitramfs, expectPrunedRoot } from '../helpers/prune-oracle.js';
 
@@ -296,18 +296,6 @@ describe('prune refusals and non-destructive modes', () => {
 });
 
 describe('prune zeroes the old log of a clean journal', () => {
-  /** The journal's blocks (block 0 is its superblock), from debugfs. */
-  function journalBlocks(spec: string): number[] {
-    const stat = sh('debugfs', ['-R', 'stat <8>', spec]);
-    const blocks: number[] = [];
-    for (const m of stat.matchAll(/\((\d+)(?:-(\d+))?\):(\d+)(?:-(\d+))?/g)) {
-      const first = Number(m[3]);
-      const last = m[4] === undefined ? first : Number(m[4]);
-      for (let b = first; b <= last; b++) blocks.push(b);
-    }
-    return blocks;
-  }
-
   function nonZeroLogBlocks(file: string, offset: number, blocks: number[]): number {
     const fd = fs.openSync(file, 'r');
     const buf = Buffer.alloc(4096);
@@ -354,7 +342,7 @@ describe('prune zeroes the old log of a clean journal', () => {
       const chk = e2fsckClean(img.spec);
       expect(chk.ok, chk.output).toBe(true);
     }
-    const blocks = journalBlocks(img.spec);
+    const blocks = journalLayout(img.spec).data;
     expect(blocks.length).toBeGreaterThan(100);
     const dirtyBefore = nonZeroLogBlocks(img.path, img.offset, blocks);
     expect(dirtyBefore).toBeGreaterThan(2);
@@ -365,7 +353,7 @@ describe('prune zeroes the old log of a clean journal', () => {
     const report = JSON.parse(r.stdout);
     expect(report.zero.journalBlocksZeroed).toBe(dirtyBefore);
     expect(nonZeroLogBlocks(img.path, img.offset, blocks)).toBe(0);
-    expect(journalBlocks(img.spec)).toEqual(blocks);
+    expect(journalLayout(img.spec).data).toEqual(blocks);
     expect(sh('debugfs', ['-R', 'logdump', img.spec])).toBe(sbBefore); // same journal superblock
     {
       const chk = e2fsckClean(img.spec);
