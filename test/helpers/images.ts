@@ -27,7 +27,10 @@ export function sh(cmd: string, args: string[], input?: string): string {
  */
 export function journalLayout(spec: string): { data: number[]; indirect: number[] } {
   const stat = sh('debugfs', ['-R', 'stat <8>', spec]);
-  const blocks = stat.slice(stat.indexOf('BLOCKS:'));
+  // The block list follows "EXTENTS:" (extent-mapped) or "BLOCKS:" (block-mapped).
+  const at = stat.search(/^(EXTENTS|BLOCKS):/m);
+  if (at < 0) throw new Error(`debugfs stat <8> on ${spec} lists no blocks`);
+  const blocks = stat.slice(at);
   const data: number[] = [];
   const indirect: number[] = [];
   for (const m of blocks.matchAll(/\(([^)]+)\):(\d+)(?:-(\d+))?/g)) {
