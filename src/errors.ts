@@ -110,6 +110,7 @@ export const CATALOGUE = {
   CPIO_NAME_TOO_LONG: 'corrupt',
   CPIO_BAD_CRC: 'corrupt',
   CPIO_NO_TRAILER: 'corrupt',
+  CPIO_HOLD_LIMIT: 'unsupported',
 
   // modules/
   LIST_EMPTY: 'usage',
@@ -128,6 +129,7 @@ export const CATALOGUE = {
   PRUNE_NOTHING_TO_DO: 'usage',
   PRUNE_WONT_FIT: 'refused',
   PRUNE_CHECK_FAILED: 'internal',
+  PRUNE_INITRAMFS_ORDER: 'unsupported',
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -13,10 +13,30 @@
  * an empty directory does no harm). If a surviving entry later turns up inside a removed directory
  * (GNU cpio writes deferred hard links at the end), the directory is written again just before it.
  */
+import { UlfsError } from '../errors.js';
 import type { CpioEntry } from './archive.js';
 import { S_IFDIR, S_IFMT, S_IFREG, cpioChecksum, encodeCpioHeader, pad4, type CpioHeader } from './cpio.js';
 
-export type Decision = 'keep' | 'drop' | { replace: Buffer };
+/**
+ * What happens to an entry, decided when its header is read:
+ * - 'keep', 'drop', or { replace }: new contents;
+ * - { inspect }: kept as it is, and its contents handed to the caller (who copies what it needs);
+ * - { later }: its fate depends on what comes after it. The entry is held back, with everything
+ *   behind it, until the caller settles `later` (at the latest in onArchiveEnd).
+ */
+export type Decision =
+  'keep' | 'drop' | { replace: Buffer } | { inspect: (data: Buffer[]) => void } | { later: Later };
+
+/** A decision taken after the entry was read: see Decision. */
+export class Later {
+  /** The entry's contents, once the filter has read them. */
+  data: Buffer | null = null;
+  outcome: 'keep' | { replace: Buffer } | null = null;
+
+  settle(outcome: 'keep' | { replace: Buffer }): void {
+    this.outcome = outcome;
+  }
+}
 
 export interface CpioEntryInfo {
   /** As stored, e.g. 'usr/lib/modules/6.1.0/kernel/x.ko'. */
@@ -66,6 +86,8 @@ const MAX_REMEMBERED_DIRS = 65536;
 
 export interface ArchiveFilterContext {
   decide: (entry: CpioEntryInfo) => Decision;
+  /** Called at the trailer, before the rest is settled: the last chance to settle a Later. */
+  onArchiveEnd?: () => void;
   /** Decisions already taken for an entry's header while it was read (see filterInitramfs). */
   decided?: WeakMap<CpioHeader, Decision>;
   removeEmptyDirs: boolean;
@@ -91,6 +113,8 @@ interface Item {
   /** New header fields / data when the entry changes. */
   newHeader?: CpioHeader;
   newData?: Buffer[];
+  /** A decision the caller takes later (keep stays undefined until it has). */
+  later?: Later;
 }
 
 /** Path without a leading "./" or "/", '' for the root. */
@@ -144,14 +168,14 @@ export class ArchiveFilter {
       ctx.removed.push(e.name);
       ctx.changed = true;
     } else if (d !== 'keep') {
-      const data = d.replace;
-      item.newData = [data];
-      item.newHeader = {
-        ...h,
-        fileSize: data.length,
-        check: h.format === 'crc' ? cpioChecksum(data) : h.check,
-      };
-      ctx.changed = true;
+      if ('inspect' in d) d.inspect(e.data);
+      else if ('later' in d) {
+        if (type !== S_IFREG || h.nlink > 1) {
+          throw new UlfsError('INTERNAL', `${e.name}: only a plain file's fate can be decided later`);
+        }
+        d.later.data = Buffer.concat(e.data, h.fileSize);
+        item.later = d.later;
+      } else this.replace(item, d.replace);
     }
 
     if (item.survives) {
@@ -166,7 +190,7 @@ export class ArchiveFilter {
         this.pendingDirs.set(path, item);
       } else {
         this.keepAncestors(path);
-        item.keep = true;
+        item.keep = item.later ? undefined : true;
       }
     }
 
@@ -183,6 +207,13 @@ export class ArchiveFilter {
 
   /** At the trailer: settles everything and returns the rest of the output. */
   finish(out: Buffer[]): void {
+    this.ctx.onArchiveEnd?.();
+    for (let i = this.head; i < this.queue.length; i++) {
+      const it = this.queue[i]!;
+      if (it.later && !it.later.outcome) {
+        throw new UlfsError('INTERNAL', `${it.e.name}: its decision was never taken`);
+      }
+    }
     for (const set of this.linkSets.values()) for (const m of set) m.keep = m.survives;
     this.linkSets.clear();
     const dirs = [...this.pendingDirs.values()].reverse(); // deepest first
@@ -191,6 +222,17 @@ export class ArchiveFilter {
     }
     this.pendingDirs.clear();
     this.flush(out);
+  }
+
+  private replace(item: Item, data: Buffer): void {
+    const h = item.e.header;
+    item.newData = [data];
+    item.newHeader = {
+      ...h,
+      fileSize: data.length,
+      check: h.format === 'crc' ? cpioChecksum(data) : h.check,
+    };
+    this.ctx.changed = true;
   }
 
   private push(item: Item): void {
@@ -311,8 +353,16 @@ export class ArchiveFilter {
       this.head < this.queue.length
     ) {
       const front = this.queue[this.head]!;
+      if (front.keep === undefined && front.later && !front.later.outcome) {
+        throw new UlfsError(
+          'CPIO_HOLD_LIMIT',
+          `${front.e.name}: waiting for its decision held back more than ${HOLD_BYTES} bytes or ${HOLD_ENTRIES} entries`,
+          { entry: front.e.name, reason: `${front.e.name} held back too much of the archive` },
+        );
+      }
       if (front.keep === undefined) {
-        if (front.isDir) {
+        if (front.later) this.settleLater(front);
+        else if (front.isDir) {
           this.pendingDirs.delete(front.path);
           front.keep = true;
         } else {
@@ -335,6 +385,14 @@ export class ArchiveFilter {
       if (this.heldBytes <= HOLD_BYTES && this.queue.length - this.head <= HOLD_ENTRIES) break;
     }
   }
+  /** Applies the caller's late decision to a held entry. */
+  private settleLater(it: Item): void {
+    const o = it.later!.outcome!;
+    if (o !== 'keep') this.replace(it, o.replace);
+    it.keep = true;
+    it.later = undefined;
+  }
+
   /** Link sets some of whose surviving members were written before their data member arrived. */
   private forcedLinks = new Set<string>();
   private overflow: Buffer[] = [];
@@ -347,6 +405,7 @@ export class ArchiveFilter {
     }
     while (this.head < this.queue.length) {
       const it = this.queue[this.head]!;
+      if (it.keep === undefined && it.later?.outcome) this.settleLater(it);
       if (it.keep === undefined) break;
       // Release the slot now: a flushed entry's data must not stay reachable.
       (this.queue as (Item | undefined)[])[this.head] = undefined;

@@ -42,6 +42,8 @@ export type { CpioEntryInfo, Decision } from './filter.js';
 
 export interface FilterOptions {
   decide: (entry: CpioEntryInfo) => Decision;
+  /** Called at each archive's trailer: settle every Later handed out for it (see Decision). */
+  onArchiveEnd?: () => void;
   /** Output compression of compressed segments; 'keep' (default) writes each back with its own. */
   compression?: 'keep' | OutputCompression;
   /** Compression level (default: strong, see compression.ts DEFAULT_LEVEL). */
@@ -413,6 +415,7 @@ export function filterInitramfs(
     startSegment(info) {
       const ctx: ArchiveFilterContext = {
         decide: opts.decide,
+        onArchiveEnd: opts.onArchiveEnd,
         decided,
         removeEmptyDirs: opts.removeEmptyDirs ?? true,
         segment: info.index,

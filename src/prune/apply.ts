@@ -32,7 +32,8 @@ import {
 } from '../ext/write/index.js';
 import { filterInitramfs } from '../initramfs/index.js';
 import { UlfsError } from '../errors.js';
-import type { PrunePlan, PruneOptions } from './plan.js';
+import { compressionName, inInitramfs, type PrunePlan, type PruneOptions } from './plan.js';
+import { InitramfsPruner } from './initramfs-pruner.js';
 import type { FsEntry } from './discover.js';
 
 export interface ApplyResult {
@@ -176,7 +177,7 @@ export async function applyPlan(
       const recompress =
         (opts.initramfsCompression && opts.initramfsCompression !== 'keep') ||
         opts.initramfsLevel !== undefined;
-      if (ip.drop.size === 0 && ip.replace.size === 0 && !recompress) {
+      if (ip.listed && ip.drop.size === 0 && ip.replace.size === 0 && !recompress) {
         // Nothing in it changes (an initramfs holding only kept modules, e.g. MODULES=dep): leave the
         // file alone rather than rewrite the same archive.
         initramfs.push({
@@ -202,12 +203,17 @@ export async function applyPlan(
             yield c;
           }
         };
+        // Not listed yet: decide while streaming, and learn the counts on the way.
+        const pruner = ip.listed ? null : new InitramfsPruner(ip.version, ip.keepNames, true);
         const { output, done } = filterInitramfs(counted(), {
-          decide: (e) => {
-            if (ip.drop.has(e.name)) return 'drop';
-            const r = ip.replace.get(e.name);
-            return r ? { replace: r } : 'keep';
-          },
+          decide:
+            pruner?.decide ??
+            ((e) => {
+              if (ip.drop.has(e.name)) return 'drop';
+              const r = ip.replace.get(e.name);
+              return r ? { replace: r } : 'keep';
+            }),
+          onArchiveEnd: pruner?.end,
           compression: opts.initramfsCompression ?? 'keep',
           level: opts.initramfsLevel,
         });
@@ -227,8 +233,21 @@ export async function applyPlan(
           ip.info.path,
           passed,
         );
-        const [rewritten] = await Promise.all([rewriteFileFromChunks(fs, ino, newContent), done]);
+        let rewritten, report;
+        try {
+          [rewritten, report] = await Promise.all([rewriteFileFromChunks(fs, ino, newContent), done]);
+        } catch (e) {
+          throw inInitramfs(e, ip.info.path);
+        }
         jdev.sync();
+        if (pruner) {
+          ip.listed = true;
+          ip.compression = compressionName(report.segments);
+          ip.modulesBefore = pruner.modulesBefore;
+          ip.modulesAfter = pruner.modulesAfter;
+          ip.drop = pruner.dropped;
+          ip.replace = pruner.replaced;
+        }
         initramfs.push({
           path: ip.info.path,
           partition: ip.info.partition,

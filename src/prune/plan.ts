@@ -12,10 +12,10 @@ import { UlfsError, isUlfsError } from '../errors.js';
 import { chooseKernel, planModules, type ModulePlan } from '../modules/plan.js';
 import { mergeUsageLists, parseUsageList, type UsageList } from '../modules/usage-list.js';
 import { normalizeModuleName } from '../modules/names.js';
-import { rewriteIndexes } from '../modules/indexes.js';
-import { listInitramfs } from '../initramfs/index.js';
+import { S_IFMT, S_IFREG, listInitramfs, type CpioEntryInfo } from '../initramfs/index.js';
 import type { Discovery, FsEntry, InitramfsInfo } from './discover.js';
 import { MODULE_FILE_RE, tryLookup } from './discover.js';
+import { InitramfsPruner, treePrefixOf } from './initramfs-pruner.js';
 import { binWriteOrder, readModuleTree, type ImageModuleTree } from './modtree.js';
 
 export type Compression = 'keep' | 'gzip' | 'zstd' | 'xz' | 'lz4' | 'none';
@@ -41,20 +41,25 @@ export interface PruneOptions {
   onProgress?: (phase: string, done: number, total: number) => void;
 }
 
-/** Where an index file sits inside an initramfs, and what replaces it. */
+/**
+ * What prune does to one initramfs. Decided from a listing when the plan is made (`listed`), or left
+ * to apply, which decides entry by entry while it rewrites the archive (one decompression instead of
+ * two) and then fills in the counts and the drop and replace sets.
+ */
 export interface InitramfsPlan {
   info: InitramfsInfo;
   fs: FsEntry;
+  listed: boolean;
+  /** The kernel whose modules are pruned, and the names kept. */
+  version: string;
+  keepNames: Set<string>;
   compression: string;
-  /** cpio path prefix of the module tree, e.g. `usr/lib/modules/6.1.0-13-amd64/` */
-  treePrefixes: string[];
   modulesBefore: number;
   modulesAfter: number;
   /** cpio entry names of module files to drop */
   drop: Set<string>;
   /** cpio entry name -> new contents */
   replace: Map<string, Buffer>;
-  segments: number;
 }
 
 export interface PrunePlan {
@@ -110,84 +115,53 @@ function moduleImageReader(fs: ExtFs, tree: ImageModuleTree): (rel: string) => U
   };
 }
 
-/** Finds where the kernel's module tree sits in an initramfs: `lib/modules/V/` or `usr/lib/modules/V/`. */
-function treePrefixOf(name: string, version: string): string | null {
-  const marker = `lib/modules/${version}/`;
-  const i = name.indexOf(marker);
-  if (i < 0) return null;
-  const prefix = name.slice(0, i + marker.length);
-  return /^(\.\/)?(usr\/)?lib\/modules\/[^/]+\/$/.test(prefix) ? prefix : null;
-}
-
-async function planInitramfs(
-  fs: FsEntry,
-  info: InitramfsInfo,
-  version: string,
-  keepNames: Set<string>,
-): Promise<InitramfsPlan> {
-  const ext = fs.ext!;
-  const isIndex = (name: string): boolean => {
-    const p = treePrefixOf(name, version);
-    return p !== null && /^modules\.[A-Za-z0-9_.]+$/.test(name.slice(p.length));
-  };
-  const isKeptModule = (name: string): boolean => {
-    const p = treePrefixOf(name, version);
-    // Only uncompressed modules: their ELF image decides depmod's dependency order.
-    return p !== null && name.endsWith('.ko') && keepNames.has(normalizeModuleName(name));
-  };
-  const listing = await listInitramfs(ext.createReadStream(info.ino), {
-    withData: (e) => isIndex(e.name) || isKeptModule(e.name),
-  });
-  const prefixes = new Set<string>();
-  const drop = new Set<string>();
-  let before = 0;
-  for (const e of listing.entries) {
-    const p = treePrefixOf(e.name, version);
-    if (p === null) continue;
-    prefixes.add(p);
-    if ((e.mode & 0o170000) === 0o100000 && MODULE_FILE_RE.test(e.name)) {
-      before++;
-      if (!keepNames.has(normalizeModuleName(e.name))) drop.add(e.name);
-    }
-  }
-  const replace = new Map<string, Buffer>();
-  for (const prefix of prefixes) {
-    const indexes: Record<string, Buffer> = {};
-    for (const [name, data] of listing.data) {
-      if (name.startsWith(prefix) && isIndex(name)) indexes[name.slice(prefix.length)] = data;
-    }
-    if (Object.keys(indexes).length === 0) continue;
-    const keepHere = new Set<string>();
-    for (const e of listing.entries) {
-      if (e.name.startsWith(prefix) && MODULE_FILE_RE.test(e.name) && !drop.has(e.name))
-        keepHere.add(normalizeModuleName(e.name));
-    }
-    const rewritten = rewriteIndexes(indexes, keepHere, {
-      order: binWriteOrder(indexes),
-      moduleImage: (rel) => listing.data.get(prefix + rel) ?? null,
+/** Reads an initramfs and decides every entry (see InitramfsPruner). */
+export async function listInitramfsPlan(ip: InitramfsPlan): Promise<void> {
+  const pruner = new InitramfsPruner(ip.version, ip.keepNames, false);
+  const wanted = (e: CpioEntryInfo): boolean =>
+    treePrefixOf(e.name, ip.version) !== null && (e.mode & S_IFMT) === S_IFREG;
+  let listing;
+  try {
+    listing = await listInitramfs(ip.fs.ext!.createReadStream(ip.info.ino), {
+      withData: (e) =>
+        wanted(e) &&
+        (/\/modules\.[^/]+$/.test(e.name) ||
+          (MODULE_FILE_RE.test(e.name) && ip.keepNames.has(normalizeModuleName(e.name)))),
     });
-    for (const [file, data] of Object.entries(rewritten)) {
-      if (!indexes[file]?.equals(data)) replace.set(prefix + file, data);
-    }
+  } catch (e) {
+    throw inInitramfs(e, ip.info.path);
   }
-  return {
-    info,
-    fs,
-    compression:
-      listing.segments
-        .filter((s) => s.compression !== 'none')
-        .map((s) => s.compression)
-        .join('+') || 'none',
-    treePrefixes: [...prefixes],
-    modulesBefore: before,
-    modulesAfter: before - drop.size,
-    drop,
-    replace,
-    segments: listing.segments.length,
-  };
+  for (const e of listing.entries) pruner.feed(e, listing.data.get(e.name));
+  pruner.end();
+  ip.listed = true;
+  ip.compression = compressionName(listing.segments);
+  ip.modulesBefore = pruner.modulesBefore;
+  ip.modulesAfter = pruner.modulesAfter;
+  ip.drop = pruner.dropped;
+  ip.replace = pruner.replaced;
 }
 
-export async function planPrune(d: Discovery, opts: PruneOptions): Promise<PrunePlan> {
+/** How an initramfs is compressed, for the report: `gzip`, `none`, `zstd+xz`, ... */
+export function compressionName(segments: { compression: string }[]): string {
+  return (
+    segments
+      .filter((s) => s.compression !== 'none')
+      .map((s) => s.compression)
+      .join('+') || 'none'
+  );
+}
+
+/** An initramfs's UlfsError names the file. */
+export function inInitramfs(e: unknown, path: string): unknown {
+  if (!isUlfsError(e) || e.data.initramfs !== undefined) return e;
+  return new UlfsError(e.code, `${path}: ${e.message}`, { ...e.data, initramfs: path });
+}
+
+export async function planPrune(
+  d: Discovery,
+  opts: PruneOptions,
+  how: { listInitramfs?: boolean } = {},
+): Promise<PrunePlan> {
   const root = d.root;
   if (!root?.ext || !root.modulesDir) {
     throw new UlfsError(
@@ -233,14 +207,22 @@ export async function planPrune(d: Discovery, opts: PruneOptions): Promise<Prune
     const keepNames = new Set(modules.kept.map((k) => k.module));
     for (const info of d.initramfs) {
       if (info.version !== chosen.version) continue;
-      try {
-        initramfs.push(await planInitramfs(d.boot, info, chosen.version, keepNames));
-      } catch (e) {
-        if (isUlfsError(e)) {
-          throw new UlfsError(e.code, `${info.path}: ${e.message}`, { ...e.data, initramfs: info.path });
-        }
-        throw e;
-      }
+      const ip: InitramfsPlan = {
+        info,
+        fs: d.boot,
+        listed: false,
+        version: chosen.version,
+        keepNames,
+        compression: '?',
+        modulesBefore: 0,
+        modulesAfter: 0,
+        drop: new Set(),
+        replace: new Map(),
+      };
+      // A dry run reports what would change; with no module to remove, an initramfs that would not
+      // change is left alone, which only a listing can tell. Otherwise apply decides as it streams.
+      if (opts.dryRun || modules.remove.length === 0 || how.listInitramfs) await listInitramfsPlan(ip);
+      initramfs.push(ip);
     }
     if (initramfs.length === 0)
       warnings.push(`no initramfs for ${chosen.version} found on the boot filesystem`);

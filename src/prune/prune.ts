@@ -9,7 +9,7 @@ import { openImage, type OpenedImage } from '../image/partitions.js';
 import { copySparse, removeCopy } from '../image/sparse.js';
 import { undo } from '../image/undo.js';
 import { discover } from './discover.js';
-import { planPrune, summarizePlan, type PruneOptions } from './plan.js';
+import { listInitramfsPlan, planPrune, summarizePlan, type PruneOptions } from './plan.js';
 import { applyPlan, type ApplyResult } from './apply.js';
 import { UlfsError, isUlfsError } from '../errors.js';
 
@@ -36,7 +36,34 @@ function basename(p: string): string {
   return i < 0 ? p : p.slice(i + 1);
 }
 
+/** Failures while writing that mean "this input cannot be pruned (this way)": the image is restored. */
+function restorable(e: unknown): e is UlfsError {
+  if (!isUlfsError(e)) return false;
+  if (e.code === 'PRUNE_WONT_FIT') return true;
+  return e.data.initramfs !== undefined && e.kind !== 'io' && e.kind !== 'internal';
+}
+
+/** The initramfs must be listed before it can be rewritten (see InitramfsPruner). */
+function relist(e: unknown): boolean {
+  return isUlfsError(e) && (e.code === 'PRUNE_INITRAMFS_ORDER' || e.code === 'CPIO_HOLD_LIMIT');
+}
+
 export async function prune(imagePath: string, opts: PruneOptions): Promise<PruneReport> {
+  try {
+    return await pruneOnce(imagePath, opts, null);
+  } catch (e) {
+    if (!relist(e)) throw e;
+    // An archive whose index files come before some of its modules cannot be decided while it
+    // streams. The image is as it was (restored, or the copy removed): list the initramfs first.
+    return await pruneOnce(imagePath, opts, e as UlfsError);
+  }
+}
+
+async function pruneOnce(
+  imagePath: string,
+  opts: PruneOptions,
+  relisted: UlfsError | null,
+): Promise<PruneReport> {
   const t0 = performance.now();
   if (opts.output && opts.output === imagePath) {
     throw new UlfsError('USAGE', '--output must name a new file, not the image itself');
@@ -52,10 +79,15 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
       boot: opts.boot,
       countModules: false,
     });
-    const plan = await planPrune(d, opts);
-    const summary = summarizePlan(plan);
+    const plan = await planPrune(d, opts, { listInitramfs: relisted !== null });
+    if (relisted) {
+      plan.warnings.push(
+        `${String(relisted.data.initramfs)}: its module index files could not be decided while it ` +
+          `streamed (${String(relisted.data.reason ?? relisted.message)}), so it was read twice`,
+      );
+    }
     const planSeconds = Math.round(performance.now() - tPlan) / 1000;
-    const base = {
+    const base = (summary: ReturnType<typeof summarizePlan>) => ({
       image: opts.output && !opts.dryRun ? opts.output : imagePath,
       kernel: plan.kernel,
       kernelReason: plan.kernelReason,
@@ -63,10 +95,10 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
       kept: plan.modules.kept,
       plan: summary,
       warnings: plan.warnings,
-    };
+    });
     if (opts.dryRun) {
       return {
-        ...base,
+        ...base(summarizePlan(plan)),
         dryRun: true,
         rootfs: null,
         initramfs: [],
@@ -77,37 +109,36 @@ export async function prune(imagePath: string, opts: PruneOptions): Promise<Prun
     }
     let r: ApplyResult;
     if (opts.output) {
-      const output = opts.output;
-      copySparse(imagePath, output);
+      copySparse(imagePath, opts.output);
       try {
-        copy = openImage(output, 'rw');
+        copy = openImage(opts.output, 'rw');
         r = await applyPlan(copy.dev, plan, opts);
       } catch (e) {
         copy?.close();
         copy = null;
-        removeCopy(output);
+        removeCopy(opts.output);
         throw e;
       }
     } else {
       try {
         r = await applyPlan(img.dev, plan, opts);
       } catch (e) {
-        // A refusal found while writing (the new initramfs does not fit) must leave the image as it
-        // was: put back what the undo log holds, still under our lock. Other failures keep the log
-        // for `ulfs-offline undo`, as the error says.
-        if (isUlfsError(e) && e.code === 'PRUNE_WONT_FIT') {
-          try {
-            undo(imagePath);
-          } catch (u) {
-            if (!(isUlfsError(u) && u.code === 'UNDO_NOT_FOUND')) throw u; // nothing was written yet
-          }
-          throw new UlfsError(e.code, `${e.message} (the image was left unchanged)`, e.data);
+        // A refusal found while writing (the new initramfs does not fit, or is malformed) must leave
+        // the image as it was: put back what the undo log holds, still under our lock. Other failures
+        // (I/O, bugs) keep the log for `ulfs-offline undo`, as the error says.
+        if (!restorable(e)) throw e;
+        try {
+          undo(imagePath);
+        } catch (u) {
+          if (!(isUlfsError(u) && u.code === 'UNDO_NOT_FOUND')) throw u; // nothing was written yet
         }
-        throw e;
+        if (relist(e)) throw e;
+        throw new UlfsError(e.code, `${e.message} (the image was left unchanged)`, e.data);
       }
     }
+    const summary = summarizePlan(plan); // the initramfs counts are known now
     return {
-      ...base,
+      ...base(summary),
       dryRun: false,
       rootfs: r.rootfs,
       initramfs: r.initramfs,

@@ -10,6 +10,7 @@ import {
   S_IFDIR,
   S_IFREG,
   encodeCpioHeader,
+  Later,
   filterInitramfs,
   listInitramfs,
   pad4,
@@ -160,6 +161,69 @@ describe('filter look-ahead', () => {
     expect(asked).toEqual(['.', 'm', 'm/x.ko', 'm/y']);
     const { entries } = await listInitramfs(chunked(out, 100));
     expect(entries.map((e) => e.name)).toEqual(['.', 'm', 'm/y']);
+  });
+});
+
+describe('filter: decisions taken later', () => {
+  const archive = (): Buffer =>
+    Buffer.concat([
+      entry('.', 'd'),
+      entry('m', 'd', undefined, 2),
+      entry('m/a.ko', 'f', Buffer.from('module a'), 3),
+      entry('m/index', 'f', Buffer.from('a b c\n'), 4),
+      entry('m/b.ko', 'f', Buffer.from('module b'), 5),
+      entry('z', 'f', Buffer.from('after'), 6),
+      trailer(),
+    ]);
+
+  it('an entry decided later holds the output behind it, then is replaced; inspect sees kept data', async () => {
+    const later = new Later();
+    const seen: string[] = [];
+    const { output, done } = filterInitramfs(chunked(archive(), 5), {
+      decide: (e) => {
+        if (e.name === 'm/index') return { later };
+        if (e.name === 'z') later.settle({ replace: Buffer.from(`kept: ${seen.join(' ')}\n`) });
+        if (e.name.endsWith('.ko')) return { inspect: (d) => void seen.push(Buffer.concat(d).toString()) };
+        return 'keep';
+      },
+    });
+    const out = await collect(output);
+    const rep = await done;
+    expect(later.data!.toString()).toBe('a b c\n');
+    expect(seen).toEqual(['module a', 'module b']);
+    // Held in place: what came after it waited (the order is the input's).
+    const { entries } = await listInitramfs(chunked(out, 9));
+    expect(entries.map((e) => e.name)).toEqual(['.', 'm', 'm/a.ko', 'm/index', 'm/b.ko', 'z']);
+    const tree = extractWithCpio(out);
+    expect(tree.get('m/index')!.size).toBe('kept: module a module b\n'.length);
+    expect(rep.segments[0]!.changed).toBe(true);
+  });
+
+  it('settled "keep" in onArchiveEnd: the archive comes out byte for byte', async () => {
+    const later = new Later();
+    const a = archive();
+    const { output, done } = filterInitramfs(chunked(a, 7), {
+      decide: (e) => (e.name === 'z' ? { later } : 'keep'),
+      onArchiveEnd: () => later.settle('keep'),
+    });
+    expect((await collect(output)).equals(a)).toBe(true);
+    expect((await done).segments[0]!.changed).toBe(false);
+  });
+
+  it('a decision never taken is a bug (INTERNAL); one that holds back too much is CPIO_HOLD_LIMIT', async () => {
+    const never = filterInitramfs(chunked(archive(), 64), {
+      decide: (e) => (e.name === 'm/index' ? { later: new Later() } : 'keep'),
+    });
+    await expect(collect(never.output)).rejects.toMatchObject({ code: 'INTERNAL' });
+    const big = Buffer.alloc(HOLD_BYTES / 4, 0x61);
+    const parts = [entry('first', 'f', Buffer.from('x'), 1)];
+    for (let i = 0; i < 6; i++) parts.push(entry(`f${i}`, 'f', big, 10 + i));
+    parts.push(trailer());
+    const held = filterInitramfs(chunked(Buffer.concat(parts), 65536), {
+      decide: (e) => (e.name === 'first' ? { later: new Later() } : 'keep'),
+    });
+    await expect(collect(held.output)).rejects.toMatchObject({ code: 'CPIO_HOLD_LIMIT' });
+    await expect(held.done).rejects.toMatchObject({ code: 'CPIO_HOLD_LIMIT' });
   });
 });
 
