@@ -172,7 +172,7 @@ export const registerPrune: Register = (program, io) => {
     )
     .option(
       '--initramfs-level <n>',
-      'compression level of the rewritten initramfs (default: gzip 8, zstd 19, xz 6)',
+      'compression level of the rewritten initramfs (default: gzip 7, zstd 19, xz 6)',
       (v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0 || n > 22) throw new InvalidArgumentError('a level from 0 to 22');

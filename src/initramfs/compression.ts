@@ -17,7 +17,7 @@
  *   lz4        the legacy frame is ours (lz4legacy.ts); blocks through lz4-napi (asynchronous)
  *   bzip2      not supported (COMPRESS_UNSUPPORTED)
  *
- * Written back the way the kernel reads it: gzip with no name and mtime 0 (level 8 by default), xz
+ * Written back the way the kernel reads it: gzip with no name and mtime 0 (level 7 by default), xz
  * with --check=crc32 and a 1 MiB dictionary (the kernel's xz decoder rejects CRC64 and caps the
  * dictionary), lz4 legacy frames of 8 MiB blocks, zstd at level 19 by default.
  */
@@ -59,15 +59,16 @@ export function sniffCompression(head: Uint8Array): Compression | undefined {
 }
 
 /**
- * Default levels: strong, as mkinitramfs would not go weaker for a boot image. gzip is 8, not 9: with
- * our deflate block cuts (gzip-parallel.ts), level 9's four times longer match search buys nothing
- * on initramfs contents and costs twice the CPU, most of it on repetitive data where the hash chains
- * are long. Measured (ParallelGzip, 2 cores; bytes, CPU seconds), level 9 against level 8: pruned
- * bench initramfs 7,923,397 B / 3.56 s against 7,922,103 B / 1.89 s; MODULES=most initramfs, bytes
- * 0-40 MB 11,304,089 / 13.26 against 11,283,341 / 5.31, bytes 80-120 MB 11,466,580 / 11.95 against
- * 11,455,944 / 5.10; cloud MODULES=dep initramfs 6,767,258 / 1.79 against 6,767,689 / 1.14.
+ * Default levels: strong, stronger than the distributions' own (mkinitramfs writes gzip at its
+ * default, 6). gzip is 7, not 9: with our deflate block cuts (gzip-parallel.ts) the longer match
+ * searches of 8 and 9 buy 0.1-0.3 % on initramfs contents and cost 1.5-2x (8) and 3-4x (9) the CPU,
+ * most of it on repetitive data where the hash chains are long. Measured (ParallelGzip, 2 cores;
+ * bytes / CPU seconds) at levels 9, 8, 7: pruned bench initramfs 7,923,397 / 3.56, 7,922,103 / 1.71,
+ * 7,931,034 / 1.12; MODULES=most initramfs, bytes 0-40 MB: 11,304,089 / 13.26, 11,283,341 / 4.78,
+ * 11,318,299 / 2.26; bytes 80-120 MB: 11,466,580 / 11.95, 11,455,944 / 4.36, 11,487,599 / 2.06;
+ * cloud MODULES=dep initramfs: 6,767,258 / 1.79, 6,767,689 / 1.07, 6,772,215 / 0.90.
  */
-export const DEFAULT_LEVEL: Record<OutputCompression, number> = { gzip: 8, zstd: 19, xz: 6, lz4: 9, none: 0 };
+export const DEFAULT_LEVEL: Record<OutputCompression, number> = { gzip: 7, zstd: 19, xz: 6, lz4: 9, none: 0 };
 
 export interface DecompressLimits {
   /** Output may not exceed this many times the input consumed so far (plus 64 MiB of slack). */

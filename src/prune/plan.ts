@@ -34,7 +34,7 @@ export interface PruneOptions {
   zero?: boolean;
   initramfs?: boolean;
   initramfsCompression?: Compression;
-  /** Compression level of the rewritten initramfs (default: strong; gzip 8, zstd 19, xz 6). */
+  /** Compression level of the rewritten initramfs (default: strong; gzip 7, zstd 19, xz 6). */
   initramfsLevel?: number;
   /** Write the result to this sparse copy and leave IMAGE untouched. */
   output?: string;
