@@ -110,7 +110,7 @@ export function compressionError(c: Compression, e: unknown, offset?: number): U
 export function createDecompressor(c: Compression): Transform {
   switch (c) {
     case 'gzip':
-      return zlib.createGunzip({ chunkSize: 256 << 10 });
+      return zlib.createGunzip({ chunkSize: 256 << 10, readableHighWaterMark: 1 << 20 });
     case 'zstd': {
       if (typeof zlibZstd.createZstdDecompress === 'function') return zlibZstd.createZstdDecompress();
       return new ZstdDecoder();
