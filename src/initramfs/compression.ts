@@ -23,7 +23,7 @@
  */
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type TransformOptions } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 import { UlfsError, hex } from '../errors.js';
@@ -109,8 +109,16 @@ export function compressionError(c: Compression, e: unknown, offset?: number): U
 /** A streaming decoder for `c`. Errors are raw library errors; wrap with compressionError. */
 export function createDecompressor(c: Compression): Transform {
   switch (c) {
-    case 'gzip':
-      return zlib.createGunzip({ chunkSize: 256 << 10, readableHighWaterMark: 1 << 20 });
+    case 'gzip': {
+      // zlib streams pass their options on to Transform: the decoder runs up to 1 MiB ahead of the
+      // cpio parser instead of waiting for it after every chunk (the default high-water mark, 16 KiB,
+      // is below one 256 KiB chunk).
+      const opts: zlib.ZlibOptions & TransformOptions = {
+        chunkSize: 256 << 10,
+        readableHighWaterMark: 1 << 20,
+      };
+      return zlib.createGunzip(opts);
+    }
     case 'zstd': {
       if (typeof zlibZstd.createZstdDecompress === 'function') return zlibZstd.createZstdDecompress();
       return new ZstdDecoder();
