@@ -32,7 +32,7 @@ import {
 } from '../ext/write/index.js';
 import { filterInitramfs } from '../initramfs/index.js';
 import { UlfsError } from '../errors.js';
-import { compressionName, inInitramfs, type PrunePlan, type PruneOptions } from './plan.js';
+import { inInitramfs, recordDecisions, type PrunePlan, type PruneOptions } from './plan.js';
 import { InitramfsPruner } from './initramfs-pruner.js';
 import type { FsEntry } from './discover.js';
 
@@ -240,14 +240,7 @@ export async function applyPlan(
           throw inInitramfs(e, ip.info.path);
         }
         jdev.sync();
-        if (pruner) {
-          ip.listed = true;
-          ip.compression = compressionName(report.segments);
-          ip.modulesBefore = pruner.modulesBefore;
-          ip.modulesAfter = pruner.modulesAfter;
-          ip.drop = pruner.dropped;
-          ip.replace = pruner.replaced;
-        }
+        if (pruner) recordDecisions(ip, pruner, report.segments);
         initramfs.push({
           path: ip.info.path,
           partition: ip.info.partition,

@@ -133,8 +133,17 @@ export async function listInitramfsPlan(ip: InitramfsPlan): Promise<void> {
   }
   for (const e of listing.entries) pruner.feed(e, listing.data.get(e.name));
   pruner.end();
+  recordDecisions(ip, pruner, listing.segments);
+}
+
+/** Fills in an initramfs plan from the pruner that decided it (from a listing, or while streaming). */
+export function recordDecisions(
+  ip: InitramfsPlan,
+  pruner: InitramfsPruner,
+  segments: { compression: string }[],
+): void {
   ip.listed = true;
-  ip.compression = compressionName(listing.segments);
+  ip.compression = compressionName(segments);
   ip.modulesBefore = pruner.modulesBefore;
   ip.modulesAfter = pruner.modulesAfter;
   ip.drop = pruner.dropped;

@@ -19,6 +19,18 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** A fresh copy of the sample, with its initramfs extracted to `tree` (to rebuild it differently). */
+function sampleWithInitramfsTree(tag: string) {
+  const d = fs.mkdtempSync(path.join(dir, `${tag}-`));
+  const img = unpackSample(d);
+  const initrd = `/boot/initrd.img-${img.version}`;
+  const tree = path.join(d, 'tree');
+  fs.mkdirSync(tree);
+  sh('debugfs', ['-R', `dump ${initrd} ${d}/orig.gz`, img.spec]);
+  execFileSync('sh', ['-c', `gzip -dc '${d}/orig.gz' | cpio -idm --quiet`], { cwd: tree, env: TOOL_ENV });
+  return { d, img, initrd, tree };
+}
+
 describe('prune on the sample image', () => {
   let img: ReturnType<typeof unpackSample>;
   let before: string;
@@ -82,13 +94,7 @@ describe('prune rewriting an initramfs in place while reading it', () => {
     // dropped module carries 12 MiB of random bytes: written uncompressed, the output reaches 7 MiB
     // while a few KiB of the gzip input have been read. Writing it straight over the old file's
     // blocks would destroy input not yet read; the result must still be exactly the filtered archive.
-    const d = fs.mkdtempSync(path.join(dir, 'ahead-'));
-    const img = unpackSample(d);
-    const initrd = `/boot/initrd.img-${img.version}`;
-    const tree = path.join(d, 'tree');
-    fs.mkdirSync(tree);
-    sh('debugfs', ['-R', `dump ${initrd} ${d}/orig.gz`, img.spec]);
-    execFileSync('sh', ['-c', `gzip -dc '${d}/orig.gz' | cpio -idm --quiet`], { cwd: tree, env: TOOL_ENV });
+    const { d, img, initrd, tree } = sampleWithInitramfsTree('ahead');
     fs.writeFileSync(path.join(tree, 'big.txt'), 'a line of text that compresses well\n'.repeat(200_000));
     const xfs = `usr/lib/modules/${img.version}/kernel/fs/xfs.ko`;
     fs.writeFileSync(path.join(tree, xfs), crypto.randomBytes(12 << 20));
@@ -134,13 +140,7 @@ describe('prune rewriting an initramfs in place while reading it', () => {
 describe('prune reads the initramfs once, whatever its order', () => {
   /** The sample with its initramfs rebuilt (gzip -9) from the same tree, in the order `order` gives. */
   function rebuilt(tag: string, order: (sorted: string[], version: string) => string[], cut = 0) {
-    const d = fs.mkdtempSync(path.join(dir, `${tag}-`));
-    const img = unpackSample(d);
-    const initrd = `/boot/initrd.img-${img.version}`;
-    const tree = path.join(d, 'tree');
-    fs.mkdirSync(tree);
-    sh('debugfs', ['-R', `dump ${initrd} ${d}/orig.gz`, img.spec]);
-    execFileSync('sh', ['-c', `gzip -dc '${d}/orig.gz' | cpio -idm --quiet`], { cwd: tree, env: TOOL_ENV });
+    const { d, img, initrd, tree } = sampleWithInitramfsTree(tag);
     const sorted = execFileSync('find', ['.', '-mindepth', '1'], { cwd: tree, encoding: 'utf8' })
       .trim()
       .split('\n')
