@@ -7,8 +7,10 @@
  *      rewrite the module index files in place;
  *   3. each initramfs: stream it through the cpio filter (decompress, drop entries, replace indexes,
  *      recompress) and write the result over the old file's blocks as it comes, never past what the
- *      filter has read (behindTheReader); a result larger than the old allocation is refused
- *      (PRUNE_WONT_FIT) and prune() restores the image from the undo log;
+ *      filter has read (behindTheReader). Unless the plan listed it, the entries are decided as they
+ *      stream (InitramfsPruner). A result larger than the old allocation (PRUNE_WONT_FIT), a malformed
+ *      archive, or one that cannot be decided while streaming (PRUNE_INITRAMFS_ORDER: prune() then
+ *      starts again with a listing) makes prune() restore the image from the undo log;
  *   4. sync (undo log first, then the image, both fsynced) and commit (remove the undo log);
  *   5. zero the free blocks of every changed fs and the log of its (clean) journal (not logged: they
  *      carry nothing, and the metadata is durable by now, so a crash here leaves a complete, valid

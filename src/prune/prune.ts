@@ -4,12 +4,14 @@
  *   const report = await prune('hdd.img', { used: [{ name: 'used.txt', text }] });
  *
  * open (lock, no undo log pending) -> discover root and boot -> plan -> (dry run: stop) -> apply -> report.
+ * An initramfs that cannot be decided while it streams is found while applying: the image is restored
+ * and the whole run starts again, with the initramfs listed in the plan (see InitramfsPruner).
  */
 import { openImage, type OpenedImage } from '../image/partitions.js';
 import { copySparse, removeCopy } from '../image/sparse.js';
 import { undo } from '../image/undo.js';
 import { discover } from './discover.js';
-import { listInitramfsPlan, planPrune, summarizePlan, type PruneOptions } from './plan.js';
+import { planPrune, summarizePlan, type PruneOptions } from './plan.js';
 import { applyPlan, type ApplyResult } from './apply.js';
 import { UlfsError, isUlfsError } from '../errors.js';
 
