@@ -49,9 +49,25 @@ function traced(args: string[], dir: string): { calls: Call[]; status: number | 
   );
   const fdPath = new Map<number, string>();
   const calls: Call[] = [];
+  // With several threads (prune's precheck worker), strace splits a call another thread interrupts
+  // into "name(args <unfinished ...>" and "<... name resumed>rest) = result": join them back.
+  const unfinished = new Map<string, string>();
   fs.readFileSync(out, 'utf8')
     .split('\n')
-    .forEach((l, line) => {
+    .forEach((raw, line) => {
+      let l = raw;
+      const u = /^(\d+)\s+(\w+\(.*) <unfinished \.\.\.>$/.exec(l);
+      if (u) {
+        unfinished.set(u[1]!, u[2]!);
+        return;
+      }
+      const res = /^(\d+)\s+<\.\.\. \w+ resumed>(.*)$/.exec(l);
+      if (res) {
+        const start = unfinished.get(res[1]!);
+        if (start === undefined) return;
+        unfinished.delete(res[1]!);
+        l = `${res[1]} ${start}${res[2]}`;
+      }
       const m = /^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)/.exec(l);
       if (!m) return;
       const [, name, argText, result] = m as unknown as [string, string, string, string];
