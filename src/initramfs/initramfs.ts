@@ -311,7 +311,7 @@ async function* compressedSegment(
   const counts = { archives: 0, entries: 0 };
   let decodedBytes = 0;
   const countDecoded = (b: Buffer): void => {
-    // Every GC_EVERY decoded bytes, free the decoder's dead output buffers (young-gc.ts).
+    // Every GC_EVERY decoded bytes, free the decoder's dead output buffers (gc.ts).
     const n = Math.floor((decodedBytes + b.length) / GC_EVERY);
     if (n > Math.floor(decodedBytes / GC_EVERY)) collectGarbage(n % MAJOR_GC_EVERY === 0 ? 'major' : 'minor');
     decodedBytes += b.length;

@@ -25,7 +25,7 @@ import { binWriteOrder } from './modtree.js';
 const INDEX_RE = /^modules\.[A-Za-z0-9_.]+$/;
 
 /** Finds where the kernel's module tree sits in an initramfs: `lib/modules/V/` or `usr/lib/modules/V/`. */
-export function treePrefixOf(name: string, version: string): string | null {
+function treePrefixOf(name: string, version: string): string | null {
   const marker = `lib/modules/${version}/`;
   const i = name.indexOf(marker);
   if (i < 0) return null;
@@ -63,23 +63,35 @@ export class InitramfsPruner {
     return this.modulesBefore - this.dropped.size;
   }
 
-  /** cpio path prefixes of the module trees seen, e.g. `usr/lib/modules/6.1.0-13-amd64/`. */
-  get treePrefixes(): string[] {
-    return [...this.trees.keys()];
+  /** What an entry is to the pruner: a module file or an index file of the kernel's tree, or nothing. */
+  private classify(e: CpioEntryInfo): { prefix: string; file: string; kind: 'module' | 'index' } | null {
+    const prefix = treePrefixOf(e.name, this.version);
+    if (prefix === null || (e.mode & S_IFMT) !== S_IFREG) return null;
+    const file = e.name.slice(prefix.length);
+    if (MODULE_FILE_RE.test(e.name)) return { prefix, file, kind: 'module' };
+    return INDEX_RE.test(file) ? { prefix, file, kind: 'index' } : null;
+  }
+
+  /** Whether decide() needs the entry's contents: index files, and kept uncompressed modules. */
+  wantsData(e: CpioEntryInfo): boolean {
+    const c = this.classify(e);
+    if (c?.kind === 'index') return true;
+    return c?.kind === 'module' && c.file.endsWith('.ko') && this.keepNames.has(normalizeModuleName(e.name));
   }
 
   decide = (e: CpioEntryInfo): Decision => {
-    const prefix = treePrefixOf(e.name, this.version);
     if (this.streaming) {
       // Leaving a tree: its modules are all known now.
+      const prefix = treePrefixOf(e.name, this.version);
       for (const [p, t] of this.trees) if (p !== prefix && t.waiting.length) this.settle(t);
     }
-    if (prefix === null || (e.mode & S_IFMT) !== S_IFREG) return 'keep';
+    const c = this.classify(e);
+    if (c === null) return 'keep';
+    const { prefix, file } = c;
     let tree = this.trees.get(prefix);
     if (!tree)
       this.trees.set(prefix, (tree = { kept: new Set(), images: new Map(), waiting: [], settled: false }));
-    const file = e.name.slice(prefix.length);
-    if (MODULE_FILE_RE.test(e.name)) {
+    if (c.kind === 'module') {
       this.modulesBefore++;
       const name = normalizeModuleName(e.name);
       if (!this.keepNames.has(name)) {
@@ -93,15 +105,12 @@ export class InitramfsPruner {
       const images = tree.images;
       return { inspect: (data) => void images.set(file, Buffer.concat(data)) };
     }
-    if (INDEX_RE.test(file)) {
-      this.outOfOrder(tree, e.name);
-      // A hard-linked index file cannot wait in a stream (its data may sit on another member).
-      if (this.streaming && e.nlink > 1) throw orderError(e.name, 'is a hard link');
-      const later = new Later();
-      tree.waiting.push({ name: e.name, file, later });
-      return { later };
-    }
-    return 'keep';
+    this.outOfOrder(tree, e.name);
+    // A hard-linked index file cannot wait in a stream (its data may sit on another member).
+    if (this.streaming && e.nlink > 1) throw orderError(e.name, 'is a hard link');
+    const later = new Later();
+    tree.waiting.push({ name: e.name, file, later });
+    return { later };
   };
 
   /** Listing mode: the decision for an entry whose contents are already known. */

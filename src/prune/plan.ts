@@ -12,10 +12,10 @@ import { UlfsError, isUlfsError } from '../errors.js';
 import { chooseKernel, planModules, type ModulePlan } from '../modules/plan.js';
 import { mergeUsageLists, parseUsageList, type UsageList } from '../modules/usage-list.js';
 import { normalizeModuleName } from '../modules/names.js';
-import { S_IFMT, S_IFREG, listInitramfs, type CpioEntryInfo } from '../initramfs/index.js';
+import { listInitramfs } from '../initramfs/index.js';
 import type { Discovery, FsEntry, InitramfsInfo } from './discover.js';
-import { MODULE_FILE_RE, tryLookup } from './discover.js';
-import { InitramfsPruner, treePrefixOf } from './initramfs-pruner.js';
+import { tryLookup } from './discover.js';
+import { InitramfsPruner } from './initramfs-pruner.js';
 import { binWriteOrder, readModuleTree, type ImageModuleTree } from './modtree.js';
 
 export type Compression = 'keep' | 'gzip' | 'zstd' | 'xz' | 'lz4' | 'none';
@@ -118,15 +118,10 @@ function moduleImageReader(fs: ExtFs, tree: ImageModuleTree): (rel: string) => U
 /** Reads an initramfs and decides every entry (see InitramfsPruner). */
 export async function listInitramfsPlan(ip: InitramfsPlan): Promise<void> {
   const pruner = new InitramfsPruner(ip.version, ip.keepNames, false);
-  const wanted = (e: CpioEntryInfo): boolean =>
-    treePrefixOf(e.name, ip.version) !== null && (e.mode & S_IFMT) === S_IFREG;
   let listing;
   try {
     listing = await listInitramfs(ip.fs.ext!.createReadStream(ip.info.ino), {
-      withData: (e) =>
-        wanted(e) &&
-        (/\/modules\.[^/]+$/.test(e.name) ||
-          (MODULE_FILE_RE.test(e.name) && ip.keepNames.has(normalizeModuleName(e.name)))),
+      withData: (e) => pruner.wantsData(e),
     });
   } catch (e) {
     throw inInitramfs(e, ip.info.path);
