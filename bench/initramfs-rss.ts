@@ -3,7 +3,7 @@
  * fly, never held in memory): the goal is a flat ~100 MB whatever the archive size.
  *
  *   npx tsx bench/initramfs-rss.ts [MB] [none|gzip] [LEVEL]
- * LEVEL is the gzip level written (default 1, quick; prune writes 9).
+ * LEVEL is the gzip level written (default 1, quick; prune writes 7 by default, the #4 benchmark 9).
  * For figures without tsx's own memory, bundle first:
  *   npx esbuild bench/initramfs-rss.ts --bundle --platform=node --format=esm --outfile=/tmp/rss.mjs \
  *     --external:zstd-napi --external:lzma-native --external:lz4-napi && node /tmp/rss.mjs 500 gzip 9
