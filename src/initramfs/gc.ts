@@ -14,7 +14,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 
-type Gc = (options?: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
+type Gc = (options?: { type: 'minor'; execution?: 'sync' | 'async' }) => void;
 
 let gc: Gc | null | undefined;
 
@@ -30,8 +30,14 @@ function load(): Gc | null {
   }
 }
 
-/** Runs a young-generation ('minor') or full ('major') GC now, when the runtime allows it. */
+/**
+ * Runs a young-generation ('minor') or full ('major') GC now, when the runtime allows it.
+ * The full one is `gc()` without options. In Node 20, `gc({ type: 'major' })` does not free a dead
+ * buffer that had reached the old generation (gc.test.ts): filtering a 2 GB archive grew to
+ * 100 MB RSS with it, and stays at 79-82 MB with `gc()` (80 at 500 MB).
+ */
 export function collectGarbage(type: 'minor' | 'major'): void {
   if (gc === undefined) gc = load();
-  gc?.({ type });
+  if (type === 'major') gc?.();
+  else gc?.({ type });
 }
