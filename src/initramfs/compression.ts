@@ -14,7 +14,7 @@
  *              compression in a worker thread (zstd-napi compresses synchronously), decompression
  *              through pooled decoder contexts (see ZstdDecoder)
  *   xz, lzma   lzma-native (liblzma bindings, asynchronous in the threadpool)
- *   lz4        the legacy frame is ours (lz4legacy.ts); blocks through lz4-napi (asynchronous)
+ *   lz4        the legacy frame and the block codec are ours (lz4legacy.ts, lz4-block.ts)
  *   bzip2      not supported (COMPRESS_UNSUPPORTED)
  *
  * Written back the way the kernel reads it: gzip with no name and mtime 0 (level 7 by default), xz
@@ -135,7 +135,7 @@ export function createDecompressor(c: Compression): Transform {
   }
 }
 
-/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread. */
+/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread, except lz4 (lz4legacy.ts). */
 export function createCompressor(c: OutputCompression | 'lzma', level?: number): Transform {
   switch (c) {
     case 'gzip':
@@ -165,7 +165,7 @@ export function createCompressor(c: OutputCompression | 'lzma', level?: number):
       return lz.createStream('aloneEncoder', { preset: level ?? DEFAULT_LEVEL.xz, dict_size: 1 << 20 });
     }
     case 'lz4':
-      return createLz4LegacyEncoder();
+      return createLz4LegacyEncoder(level ?? DEFAULT_LEVEL.lz4);
     case 'none':
       return new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
   }

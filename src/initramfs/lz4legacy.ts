@@ -8,164 +8,169 @@
  *   (concatenated frames). The stream has no end mark: it ends at the end of the input; trailing
  *   NUL padding (a "size" of 0) ends it too.
  *
- * Blocks are (de)compressed by lz4-napi (lz4_flex): its size-prefixed block format is
- * `u32 LE decoded size` + the raw block, so we add or strip that prefix. Compression runs
- * asynchronously in libuv's threadpool; decompression runs synchronously (uncompressSync): lz4-napi
- * 2.10's asynchronous uncompress never frees its output allocation (the declared 8 MiB per block,
- * measured +300 MiB RSS over 300 calls after GC; the sync call stays flat), found by the fuzz runs.
+ * Blocks are (de)compressed by lz4-block.ts, synchronously: one 8 MiB block at a time, in buffers
+ * reused from block to block, so memory stays flat however long the stream.
  */
-import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { UlfsError, hex } from '../errors.js';
+import { Lz4BlockError, Lz4Compressor, lz4CompressBound, lz4DecodeBlock } from './lz4-block.js';
 
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
 export const LZ4_LEGACY_BLOCK = 8 << 20;
 /** LZ4_compressBound(8 MiB): no valid block is larger. */
-export const LZ4_LEGACY_MAX_COMPRESSED = LZ4_LEGACY_BLOCK + Math.floor(LZ4_LEGACY_BLOCK / 255) + 16;
+export const LZ4_LEGACY_MAX_COMPRESSED = lz4CompressBound(LZ4_LEGACY_BLOCK);
 
-const require = createRequire(import.meta.url);
-interface Lz4Napi {
-  compress(data: Uint8Array): Promise<Buffer>;
-  uncompressSync(data: Uint8Array): Buffer;
-}
-let lib: Lz4Napi | undefined;
-function lz4(): Lz4Napi {
-  lib ??= require('lz4-napi') as Lz4Napi;
-  return lib;
-}
+/** Decoded blocks leave in copies of at most this size: no 8 MiB allocation per block. */
+const PIECE = 256 << 10;
 
+/**
+ * Reads the frame word by word and block by block into buffers it keeps (a block's compressed
+ * bytes, its decoded bytes), and pushes copies of the decoded bytes in pieces.
+ */
 class Lz4LegacyDecoder extends Transform {
-  private parts: Buffer[] = [];
-  private size = 0;
-  private offset = 0; // input offset of buf[0], for messages
+  /** The 4-byte word being read (`have` bytes so far) while `need` is 0. */
+  private readonly word = Buffer.alloc(4);
+  /** The compressed block being read: `need` bytes in all, `have` so far. */
+  private staging: Buffer | undefined;
+  private decoded: Buffer | undefined;
+  private need = 0;
+  private have = 0;
+  /** Input offset of the current word, for messages. */
+  private offset = 0;
   private sawMagic = false;
   private ended = false;
 
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.parts.push(chunk);
-    this.size += chunk.length;
-    this.drain(false).then(() => cb(), cb);
+    try {
+      this.consumeChunk(chunk);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
   }
+
   override _flush(cb: TransformCallback): void {
-    this.drain(true).then(() => cb(), cb);
+    let err: UlfsError | undefined;
+    if (this.need > 0)
+      err = new UlfsError('COMPRESS_TRUNCATED', `lz4 block at ${hex(this.offset)} truncated`);
+    else if (this.have > 0 && !this.ended && this.word.subarray(0, this.have).some((b) => b !== 0))
+      err = new UlfsError('COMPRESS_TRUNCATED', `lz4 stream truncated at ${hex(this.offset)}`);
+    else if (!this.sawMagic) err = new UlfsError('COMPRESS_TRUNCATED', 'lz4 stream is empty');
+    cb(err);
   }
 
-  /** The buffered input as one buffer of at least n bytes at its start (concatenates only when needed). */
-  private get buf(): Buffer {
-    if (this.parts.length === 0) return Buffer.alloc(0);
-    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts)];
-    return this.parts[0]!;
-  }
-  private head(n: number): Buffer {
-    if (this.parts.length && this.parts[0]!.length >= n) return this.parts[0]!;
-    return this.buf;
-  }
-  private consume(n: number): void {
-    const b = this.buf.subarray(n);
-    this.parts = b.length ? [b] : [];
-    this.size = b.length;
-    this.offset += n;
-  }
-
-  private async drain(final: boolean): Promise<void> {
-    for (;;) {
+  private consumeChunk(chunk: Buffer): void {
+    for (let at = 0; at < chunk.length;) {
       if (this.ended) {
-        if (!this.buf.every((b) => b === 0)) {
+        // After the NUL padding that ended the stream, only more NULs may follow.
+        if (chunk.subarray(at).some((b) => b !== 0)) {
           throw new UlfsError(
             'COMPRESS_CORRUPT',
             `lz4 stream: data after the end mark at ${hex(this.offset)}`,
           );
         }
-        this.consume(this.buf.length);
         return;
       }
-      if (this.size < 4) {
-        if (final && this.size > 0) {
-          if (this.buf.every((b) => b === 0)) return;
-          throw new UlfsError('COMPRESS_TRUNCATED', `lz4 stream truncated at ${hex(this.offset)}`);
-        }
-        if (final && !this.sawMagic) throw new UlfsError('COMPRESS_TRUNCATED', 'lz4 stream is empty');
-        return;
+      if (this.need === 0) {
+        const n = Math.min(4 - this.have, chunk.length - at);
+        chunk.copy(this.word, this.have, at, at + n);
+        this.have += n;
+        at += n;
+        if (this.have === 4) this.onWord(this.word.readUInt32LE(0));
+      } else {
+        const n = Math.min(this.need - this.have, chunk.length - at);
+        chunk.copy(this.staging!, this.have, at, at + n);
+        this.have += n;
+        at += n;
+        if (this.have === this.need) this.onBlock();
       }
-      const word = this.head(4).readUInt32LE(0);
-      if (word === LZ4_LEGACY_MAGIC) {
-        this.sawMagic = true;
-        this.consume(4);
-        continue;
-      }
-      if (!this.sawMagic)
-        throw new UlfsError('COMPRESS_CORRUPT', `lz4 stream: no legacy magic at ${hex(this.offset)}`);
-      if (word === 0) {
-        this.ended = true; // NUL padding after the stream
-        continue;
-      }
-      if (word > LZ4_LEGACY_MAX_COMPRESSED) {
-        throw new UlfsError(
-          'COMPRESS_CORRUPT',
-          `lz4 block size ${hex(word)} at ${hex(this.offset)} is over the limit`,
-        );
-      }
-      if (this.size < 4 + word) {
-        if (final) throw new UlfsError('COMPRESS_TRUNCATED', `lz4 block at ${hex(this.offset)} truncated`);
-        return;
-      }
-      const framed = Buffer.allocUnsafe(4 + word);
-      framed.writeUInt32LE(LZ4_LEGACY_BLOCK, 0);
-      this.buf.copy(framed, 4, 4, 4 + word);
-      let out: Buffer;
-      try {
-        out = lz4().uncompressSync(framed);
-      } catch (e) {
-        throw new UlfsError(
-          'COMPRESS_CORRUPT',
-          `lz4 block at ${hex(this.offset)} is corrupt: ${(e as Error).message}`,
-        );
-      }
-      this.consume(4 + word);
-      this.push(out);
     }
+  }
+
+  private onWord(word: number): void {
+    this.have = 0;
+    if (word === LZ4_LEGACY_MAGIC) {
+      this.sawMagic = true;
+      this.offset += 4;
+      return;
+    }
+    if (!this.sawMagic)
+      throw new UlfsError('COMPRESS_CORRUPT', `lz4 stream: no legacy magic at ${hex(this.offset)}`);
+    if (word === 0) {
+      this.ended = true; // NUL padding after the stream
+      return;
+    }
+    if (word > LZ4_LEGACY_MAX_COMPRESSED) {
+      throw new UlfsError(
+        'COMPRESS_CORRUPT',
+        `lz4 block size ${hex(word)} at ${hex(this.offset)} is over the limit`,
+      );
+    }
+    this.staging ??= Buffer.allocUnsafe(LZ4_LEGACY_MAX_COMPRESSED);
+    this.need = word;
+  }
+
+  private onBlock(): void {
+    const out = (this.decoded ??= Buffer.allocUnsafe(LZ4_LEGACY_BLOCK));
+    let n: number;
+    try {
+      n = lz4DecodeBlock(this.staging!.subarray(0, this.need), out);
+    } catch (e) {
+      if (!(e instanceof Lz4BlockError)) throw e;
+      throw new UlfsError('COMPRESS_CORRUPT', `lz4 block at ${hex(this.offset)} is corrupt: ${e.message}`);
+    }
+    this.offset += 4 + this.need;
+    this.need = 0;
+    this.have = 0;
+    for (let at = 0; at < n; at += PIECE) this.push(Buffer.from(out.subarray(at, Math.min(n, at + PIECE))));
   }
 }
 
 class Lz4LegacyEncoder extends Transform {
-  private parts: Buffer[] = [];
-  private size = 0;
-  private started = false;
+  /** The block being filled; `filled` bytes of it are input. */
+  private readonly block = Buffer.allocUnsafe(LZ4_LEGACY_BLOCK);
+  private filled = 0;
+  /** Where each block is compressed to, behind its 4-byte size. */
+  private readonly out = Buffer.allocUnsafe(4 + LZ4_LEGACY_MAX_COMPRESSED);
+  private readonly compressor: Lz4Compressor;
+
+  constructor(level: number) {
+    super();
+    // lz4hc: level L tries 2^(L-1) earlier positions; levels 1-2 are the fast mode (one).
+    const l = Math.min(Math.max(Math.round(level), 1), 12);
+    this.compressor = new Lz4Compressor(l <= 2 ? 1 : 2 ** (l - 1));
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32LE(LZ4_LEGACY_MAGIC, 0);
+    this.push(magic);
+  }
 
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.parts.push(chunk);
-    this.size += chunk.length;
-    this.emitBlocks(false).then(() => cb(), cb);
+    for (let at = 0; at < chunk.length;) {
+      const n = chunk.copy(this.block, this.filled, at);
+      this.filled += n;
+      at += n;
+      if (this.filled === LZ4_LEGACY_BLOCK) this.emitBlock();
+    }
+    cb();
   }
   override _flush(cb: TransformCallback): void {
-    this.emitBlocks(true).then(() => cb(), cb);
+    if (this.filled > 0) this.emitBlock();
+    cb();
   }
 
-  private async emitBlocks(final: boolean): Promise<void> {
-    if (!this.started) {
-      const m = Buffer.alloc(4);
-      m.writeUInt32LE(LZ4_LEGACY_MAGIC, 0);
-      this.push(m);
-      this.started = true;
-    }
-    while (this.size >= LZ4_LEGACY_BLOCK || (final && this.size > 0)) {
-      const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-      const n = Math.min(LZ4_LEGACY_BLOCK, all.length);
-      const block = all.subarray(0, n);
-      const rest = all.subarray(n);
-      this.parts = rest.length ? [rest] : [];
-      this.size = rest.length;
-      const c = await lz4().compress(block);
-      // Replace lz4-napi's decoded-size prefix with the legacy frame's compressed-size prefix.
-      c.writeUInt32LE(c.length - 4, 0);
-      this.push(c);
-    }
+  private emitBlock(): void {
+    const n = this.compressor.compress(this.block.subarray(0, this.filled), this.out.subarray(4));
+    this.out.writeUInt32LE(n, 0);
+    for (let at = 0; at < 4 + n; at += PIECE)
+      this.push(Buffer.from(this.out.subarray(at, Math.min(4 + n, at + PIECE))));
+    this.filled = 0;
   }
 }
 
 export function createLz4LegacyDecoder(): Transform {
   return new Lz4LegacyDecoder();
 }
-export function createLz4LegacyEncoder(): Transform {
-  return new Lz4LegacyEncoder();
+/** An encoder at lz4's `level` (1-12; 9, `lz4 -9`, by default). */
+export function createLz4LegacyEncoder(level = 9): Transform {
+  return new Lz4LegacyEncoder(level);
 }

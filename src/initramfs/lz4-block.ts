@@ -1,0 +1,231 @@
+/**
+ * The LZ4 block format (lz4 doc/lz4_Block_format.md), the payload of each legacy-frame block.
+ *
+ * A block is a run of sequences, each: a token (high nibble: literal count, low nibble: match
+ * length - 4; 15 means "more bytes follow": each following byte adds up to 255), the literals, a
+ * 2-byte little-endian match offset (1..65535 back into the decoded output), the match length's
+ * extra bytes. The last sequence has literals only. End rules every decoder relies on: the last 5
+ * bytes are literals (LASTLITERALS) and no match starts in the last 12 bytes (MFLIMIT).
+ *
+ * Written here, not taken from a library: lz4-napi's compressor never frees its output (+9.8 MB RSS
+ * per 8 MiB block) and has no high-compression mode, and a block codec is short. The compressor is
+ * lz4hc's idea (a hash table of 4-byte prefixes, a chain of earlier positions with the same hash,
+ * `attempts` candidates tried per position) with one step of lazy matching.
+ */
+
+export const LZ4_MIN_MATCH = 4;
+const LASTLITERALS = 5;
+const MFLIMIT = 12;
+const MAX_DISTANCE = 65535;
+const HASH_LOG = 16;
+
+/** LZ4_compressBound: the largest block `n` input bytes can compress to. */
+export function lz4CompressBound(n: number): number {
+  return n + Math.floor(n / 255) + 16;
+}
+
+/** Thrown for a block that breaks the format; the caller turns it into a typed error with its offset. */
+export class Lz4BlockError extends Error {}
+
+/**
+ * Decodes one block into `out` (which must hold the whole decoded block) and returns the number of
+ * bytes written. Every length and offset is checked against the input and the output: corrupt input
+ * throws Lz4BlockError, never reads or writes out of bounds, and ends (each step consumes input).
+ */
+export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
+  let ip = 0;
+  let op = 0;
+  const iend = src.length;
+  for (;;) {
+    if (ip >= iend) throw new Lz4BlockError('block ends inside a sequence');
+    const token = src[ip++]!;
+    let lit = token >>> 4;
+    if (lit === 15) {
+      let b: number;
+      do {
+        if (ip >= iend) throw new Lz4BlockError('block ends inside a literal length');
+        b = src[ip++]!;
+        lit += b;
+      } while (b === 255);
+    }
+    if (ip + lit > iend) throw new Lz4BlockError('literals run past the end of the block');
+    if (op + lit > out.length) throw new Lz4BlockError('block decodes to more than its size');
+    if (lit > 32) {
+      out.set(src.subarray(ip, ip + lit), op);
+      ip += lit;
+      op += lit;
+    } else for (const end = ip + lit; ip < end;) out[op++] = src[ip++]!; // short: no subarray
+    if (ip === iend) return op; // the last sequence: literals only
+    if (ip + 2 > iend) throw new Lz4BlockError('block ends inside a match offset');
+    const offset = src[ip]! | (src[ip + 1]! << 8);
+    ip += 2;
+    if (offset === 0 || offset > op)
+      throw new Lz4BlockError(`match offset ${offset} points before the block`);
+    let len = token & 15;
+    if (len === 15) {
+      let b: number;
+      do {
+        if (ip >= iend) throw new Lz4BlockError('block ends inside a match length');
+        b = src[ip++]!;
+        len += b;
+      } while (b === 255);
+    }
+    len += LZ4_MIN_MATCH;
+    if (op + len > out.length) throw new Lz4BlockError('block decodes to more than its size');
+    const from = op - offset;
+    if (len <= 32) {
+      // Short (most matches): byte by byte, which also repeats an overlapping run correctly.
+      for (let i = 0; i < len; i++) out[op + i] = out[from + i]!;
+    } else if (offset >= len) out.copyWithin(op, from, from + len);
+    else {
+      // Overlapping: the match repeats the last `offset` bytes. Copy what is already there, which
+      // doubles the repeated run each time, so that no copy overlaps its own source.
+      for (let done = 0; done < len;) {
+        const n = Math.min(offset + done, len - done);
+        out.copyWithin(op + done, from, from + n);
+        done += n;
+      }
+    }
+    op += len;
+  }
+}
+
+function hash4(src: Uint8Array, p: number): number {
+  const v = src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) | (src[p + 3]! << 24);
+  return Math.imul(v, 2654435761) >>> (32 - HASH_LOG);
+}
+
+/**
+ * Compresses blocks. `attempts` is how many earlier positions are tried per position (lz4hc level L
+ * tries 2^(L-1)). The tables are reused from block to block; the per-block state lives in fields
+ * (V8 keeps them fast, unlike variables shared with closures).
+ */
+export class Lz4Compressor {
+  /** Last position + 1 of each 4-byte hash (0: none). */
+  private readonly head = new Int32Array(1 << HASH_LOG);
+  /** Distance back to the previous position with the same hash, by position mod 64 Ki (0: none). */
+  private readonly chain = new Uint16Array(1 << 16);
+  private src: Uint8Array = new Uint8Array(0);
+  /** Positions below this are in the tables. */
+  private next = 0;
+  private matchlimit = 0;
+  private bestLen = 0;
+  private bestOff = 0;
+  private out: Uint8Array = new Uint8Array(0);
+  private op = 0;
+
+  constructor(private readonly attempts: number) {}
+
+  /** Compresses `src` into `out` (at least lz4CompressBound(src.length) bytes); returns the length. */
+  compress(src: Uint8Array, out: Uint8Array): number {
+    this.head.fill(0);
+    this.src = src;
+    this.out = out;
+    this.op = 0;
+    this.next = 0;
+    const n = src.length;
+    const mflimit = n - MFLIMIT;
+    this.matchlimit = n - LASTLITERALS;
+    let anchor = 0;
+    let ip = 0;
+    while (ip < mflimit) {
+      this.find(ip);
+      if (this.bestLen === 0) {
+        ip++;
+        continue;
+      }
+      // Lazy step: a longer match one byte later is worth a literal.
+      let len = this.bestLen;
+      let off = this.bestOff;
+      while (ip + 1 < mflimit) {
+        this.find(ip + 1);
+        if (this.bestLen <= len) break;
+        ip++;
+        len = this.bestLen;
+        off = this.bestOff;
+      }
+      this.emit(anchor, ip, len, off);
+      ip += len;
+      anchor = ip;
+    }
+    this.emit(anchor, n, 0, 0); // the last literals
+    this.src = this.out = new Uint8Array(0);
+    return this.op;
+  }
+
+  /** Adds positions up to p (excluded) to the tables. */
+  private insertUpTo(p: number): void {
+    const { src, head, chain } = this;
+    for (let q = this.next; q < p; q++) {
+      const h = hash4(src, q);
+      const delta = q - (head[h]! - 1);
+      chain[q & 0xffff] = head[h]! > 0 && delta <= MAX_DISTANCE ? delta : 0;
+      head[h] = q + 1;
+    }
+    if (p > this.next) this.next = p;
+  }
+
+  /** The longest match for position p within `attempts` candidates: bestLen (0: none), bestOff. */
+  private find(p: number): void {
+    this.insertUpTo(p);
+    const { src, chain, matchlimit } = this;
+    let bestLen = 0;
+    let bestOff = 0;
+    let cand = this.head[hash4(src, p)]! - 1;
+    for (let tries = this.attempts; cand >= 0 && tries > 0 && p - cand <= MAX_DISTANCE; tries--) {
+      if (src[cand + bestLen] === src[p + bestLen] && src[cand] === src[p]) {
+        let len = 0;
+        while (p + len < matchlimit && src[cand + len] === src[p + len]) len++;
+        if (len > bestLen) {
+          bestLen = len;
+          bestOff = p - cand;
+          if (p + len >= matchlimit) break;
+        }
+      }
+      const d = chain[cand & 0xffff]!;
+      if (d === 0) break;
+      cand -= d;
+    }
+    this.bestLen = bestLen >= LZ4_MIN_MATCH ? bestLen : 0;
+    this.bestOff = bestOff;
+  }
+
+  /** Writes one sequence: the literals src[anchor, ip), then the match (none when matchLen is 0). */
+  private emit(anchor: number, ip: number, matchLen: number, offset: number): void {
+    const { src, out } = this;
+    let op = this.op;
+    const lit = ip - anchor;
+    const tokenAt = op++;
+    let token = 0;
+    if (lit >= 15) {
+      token = 15 << 4;
+      for (let extra = lit - 15; ; extra -= 255) {
+        if (extra < 255) {
+          out[op++] = extra;
+          break;
+        }
+        out[op++] = 255;
+      }
+    } else token = lit << 4;
+    if (lit > 32) out.set(src.subarray(anchor, ip), op);
+    else for (let i = 0; i < lit; i++) out[op + i] = src[anchor + i]!;
+    op += lit;
+    if (matchLen) {
+      out[op++] = offset & 0xff;
+      out[op++] = offset >>> 8;
+      const ml = matchLen - LZ4_MIN_MATCH;
+      if (ml >= 15) {
+        token |= 15;
+        for (let extra = ml - 15; ; extra -= 255) {
+          if (extra < 255) {
+            out[op++] = extra;
+            break;
+          }
+          out[op++] = 255;
+        }
+      } else token |= ml;
+    }
+    out[tokenAt] = token;
+    this.op = op;
+  }
+}
