@@ -17,6 +17,9 @@ import { rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './re
 
 export type FsLike = BlockDevice | { readonly dev: BlockDevice };
 
+/** Called with each run of blocks a write frees, as (first block, count). */
+export type OnFree = (first: number, count: number) => void;
+
 export function deviceOf(fs: FsLike): BlockDevice {
   // a BlockDevice (including wrappers such as JournaledDevice, which also has a `dev` field) is used
   // as is; anything else is a reader (ExtFs) whose `dev` is the device
@@ -50,10 +53,11 @@ export function assertWritable(fs: FsLike, purpose: GatePurpose = 'write'): void
 export function removePaths(
   fs: FsLike,
   paths: string[],
-  opts: RemoveOptions & { dryRun?: boolean } = {},
+  opts: RemoveOptions & { dryRun?: boolean; onFree?: OnFree } = {},
 ): RemoveReport {
   const vol = openVolume(fs);
   assertWritableVolume(vol, 'write');
+  vol.onFree = opts.onFree;
   const rem = new Remover(vol, opts.now);
   for (const p of paths) rem.removePath(p, opts);
   if (opts.pruneEmptyDirs) rem.pruneEmpty();
@@ -72,10 +76,11 @@ export function rewriteFile(
   fs: FsLike,
   ino: number,
   content: Buffer,
-  opts: { now?: number } = {},
+  opts: { now?: number; onFree?: OnFree } = {},
 ): RewriteReport {
   const vol = openVolume(fs);
   assertWritableVolume(vol, 'write');
+  vol.onFree = opts.onFree;
   const r = rewriteInVolume(vol, ino, content, nowOf(opts.now));
   vol.flush();
   afterWrite(fs);
@@ -90,10 +95,11 @@ export async function rewriteFileFromChunks(
   fs: FsLike,
   ino: number,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  opts: { now?: number } = {},
+  opts: { now?: number; onFree?: OnFree } = {},
 ): Promise<RewriteReport> {
   const vol = openVolume(fs);
   assertWritableVolume(vol, 'write');
+  vol.onFree = opts.onFree;
   const r = await rewriteStreamInVolume(vol, ino, chunks, nowOf(opts.now));
   vol.flush();
   afterWrite(fs);

@@ -82,6 +82,9 @@ export class Volume {
   /** File data staged for the first flush phase: [first block, bytes (whole blocks)]. */
   private readonly dataWrites: [number, Buffer][] = [];
 
+  /** Told of every run of blocks freed (prune zeroes those later without reading them first). */
+  onFree: ((first: number, count: number) => void) | undefined;
+
   constructor(readonly dev: BlockDevice) {
     if (dev.size < SB_OFFSET + SB_SIZE) {
       throw new UlfsError('IMAGE_TRUNCATED', `${dev.name} is too small to hold an ext superblock`);
@@ -304,6 +307,7 @@ export class Volume {
       this.dirtyGroups.add(g);
       b += n;
     }
+    this.onFree?.(start, count);
   }
 
   /** Frees one inode (ext2fs_inode_alloc_stats2(-1)). Does not touch itable_unused or INODE_UNINIT. */

@@ -27,6 +27,11 @@ export interface ZeroOptions {
   onProgress?: (done: number, total: number) => void;
   /** Also zero the log area of a clean internal journal. */
   journal?: boolean;
+  /**
+   * Runs [first block, count] known to hold data, e.g. the blocks this prune freed: where still free,
+   * they are overwritten without being read and compared first.
+   */
+  dirty?: [number, number][];
 }
 
 export interface ZeroReport {
@@ -50,6 +55,18 @@ export function sumZeroReports(reports: ZeroReport[]): ZeroReport {
   const keys = Object.keys(total) as (keyof ZeroReport)[];
   for (const r of reports) for (const k of keys) total[k] += r[k];
   return total;
+}
+
+/** Runs sorted by first block, overlapping or touching ones merged. */
+function mergeRuns(runs: [number, number][]): [number, number][] {
+  const sorted = [...runs].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [first, count] of sorted) {
+    const last = out[out.length - 1];
+    if (last && first <= last[0] + last[1]) last[1] = Math.max(last[1], first + count - last[0]);
+    else out.push([first, count]);
+  }
+  return out;
 }
 
 /** Free runs of the whole filesystem, as [first block, count]. */
@@ -93,6 +110,24 @@ class Zeroer {
    */
   private write(pos: number, data: Buffer): void {
     writeVolatile(this.vol.dev, pos, data);
+  }
+
+  /** Zeroes blocks [first, first+count) without looking: they are known to hold data. */
+  overwrite(first: number, count: number): void {
+    const { vol } = this;
+    const per = this.zero.length / vol.bs;
+    for (let off = 0; off < count; off += per) {
+      const n = Math.min(per, count - off);
+      vol.checkBlock(first + off + n - 1, 'free block');
+      if (!this.opts.dryRun) {
+        this.write((first + off) * vol.bs, this.zero.subarray(0, n * vol.bs));
+        this.report.bytesWritten += n * vol.bs;
+      }
+      this.report.blocksScanned += n;
+      this.report.blocksZeroed += n;
+      this.done += n;
+      this.opts.onProgress?.(this.done, this.total);
+    }
   }
 
   /** Zeroes blocks [first, first+count) that are not zero yet. Returns blocks written. */
@@ -164,7 +199,28 @@ export function zeroFreeInVolume(vol: Volume, opts: ZeroOptions = {}): ZeroRepor
     } else journalRuns = [];
   }
   const z = new Zeroer(vol, opts, total);
-  for (const [first, count] of runs) z.run(first, count);
+  const dirty = mergeRuns(opts.dirty ?? []);
+  let d = 0; // the first dirty run that may still overlap; free runs come in block order
+  for (const [first, count] of runs) {
+    // Split the free run into the parts inside and outside dirty runs.
+    let at = first;
+    const end = first + count;
+    while (at < end) {
+      while (d < dirty.length && dirty[d]![0] + dirty[d]![1] <= at) d++;
+      const next = d < dirty.length ? dirty[d]! : undefined;
+      if (!next || next[0] >= end) {
+        z.run(at, end - at);
+        break;
+      }
+      if (next[0] > at) {
+        z.run(at, next[0] - at);
+        at = next[0];
+      }
+      const stop = Math.min(end, next[0] + next[1]);
+      z.overwrite(at, stop - at);
+      at = stop;
+    }
+  }
   for (const [first, count] of journalRuns) z.report.journalBlocksZeroed += z.run(first, count);
   if (!opts.dryRun && z.report.bytesWritten > 0) vol.dev.sync();
   return z.report;
