@@ -110,13 +110,7 @@ export function decodeModDepBuffer(buf: Buffer, file = 'modules.dep'): ModDepEnt
   return out;
 }
 
-/**
- * Each line's module name (a line becomes its name): the base name of the path before the first
- * colon, up to its first '.'. Directory components are taken whole, so nothing backtracks.
- */
-const LINE_NAME = /^(?:[^\n:/]*\/)*([^\n:/.]*)[^\n]*/gm;
-
-/** A line of modules.dep read by position, copied out of the file. */
+/** A line of modules.dep, read when asked for. */
 class LineEntry implements ModDepEntry {
   declare readonly path: string;
   declare readonly name: string;
@@ -146,15 +140,14 @@ class LineEntry implements ModDepEntry {
 
 /**
  * modules.dep text indexed by module name, for a plan that keeps a few dozen of thousands of
- * modules. A cold process pays for every string and object made per line, and more for those that
- * stay (the young-generation GC copies them, then the old generation takes fresh pages). So one
- * pass over the file, converted in 64 KiB pieces that die young, keeps only each module's name
- * and the byte offset of its line; an entry is made when asked for. The names come from one
- * native regex replace per piece, not from per-line slicing, which would also keep each piece
- * alive through the slices.
+ * modules. In a cold process JS code runs interpreted, and what costs most is fresh memory (the
+ * first touch of each page) and the GC copying what stays alive. So the file is read in 64 KiB
+ * pieces that die young, cut by native string operations (one regex replace turns every line
+ * into its module name), and what stays is each name's position and its line's byte offset; an
+ * entry (path, dependencies) is made when asked for.
  */
 export class ModDepText {
-  /** module name -> line number among the module lines (the last, for a name listed twice) */
+  /** module name -> position among the module lines (the last, for a name listed twice) */
   declare readonly position: Map<string, number>;
   /** number of module lines */
   declare readonly count: number;
@@ -178,26 +171,36 @@ export class ModDepText {
     let suspect = false;
     eachPiece(buf, 0, (text, base) => {
       if (text.length > MODDEP_MAX_LINE) suspect = true;
-      let names = text.replace(LINE_NAME, '$1');
-      if (names.includes('-')) names = names.replace(/-/g, '_');
-      const lineNames = names.split('\n');
+      // Each module line's name: its path's base name up to the first '.' (normalizeModuleName).
+      const names: string[] = [];
       let start = 0;
-      for (let i = 0; start < text.length; i++) {
+      while (start < text.length) {
         let end = text.indexOf('\n', start);
         if (end < 0) end = text.length;
         if (end > start && text.charCodeAt(start) !== 0x23 /* # */) {
           const colon = text.indexOf(':', start);
           if (colon <= start || colon > end) suspect = true;
           else {
-            if (exact && !files!.has(text.slice(start, colon))) exact = false;
-            position.set(lineNames[i]!, starts.length);
+            const path = text.slice(start, colon);
+            if (exact && !files!.has(path)) exact = false;
+            const from = path.lastIndexOf('/') + 1;
+            const dot = path.indexOf('.', from);
+            names.push(dot < 0 ? path.slice(from) : path.slice(from, dot));
             starts.push(base + start);
           }
         }
         start = end + 1;
       }
+      // The names as one text: a copy, so none keeps the piece alive (a slice of it would), and
+      // one native replace for the '-' -> '_' of every name.
+      names.push('');
+      let joined = names.join('\n');
+      if (joined.includes('-')) joined = joined.replace(/-/g, '_');
+      const flat = joined.split('\n');
+      for (let i = 0, at = starts.length - flat.length + 1; i < flat.length - 1; i++, at++)
+        position.set(flat[i]!, at);
     });
-    // The full decoder names the bad line (or finds that a long piece held no bad line).
+    // The full decoder throws the error that names the bad line (a long piece may hold none).
     if (suspect || starts.length > MODDEP_MAX_MODULES) decodeModDepBuffer(buf, file);
     this.position = position;
     this.count = starts.length;
