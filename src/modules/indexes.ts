@@ -22,7 +22,7 @@ import { sortDependencies } from './dep-sort.js';
 import { eachPiece, latin1 } from './text.js';
 import { readElfImports, type ModuleImage } from './elf-imports.js';
 import { IndexBuilder, decodeIndex, type IndexWriteOrder } from './kmod-index.js';
-import { decodeModDepBin, decodeModDepBuffer, encodeModDep, type ModDepEntry } from './moddep.js';
+import { ModDepText, decodeModDepBin, decodeModDepBuffer, encodeModDep, type ModDepEntry } from './moddep.js';
 import { normalizeAlias, normalizeModuleName, uncompressedPath } from './names.js';
 
 export const DEVNAME_HEADER = '# Device nodes to trigger on-demand module loading.\n';
@@ -51,6 +51,24 @@ export function readModDep(indexes: Record<string, Buffer>): ModDepEntry[] | nul
     modDepCache.set(buf, entries);
   }
   return entries;
+}
+
+// modules.dep text indexed per Buffer (and per file list checked): plan and rewrite share it.
+const modDepTextCache = new WeakMap<Buffer, { text: ModDepText; files?: readonly string[] }>();
+
+/**
+ * The modules.dep text of an index set, indexed by name (see ModDepText), or null. Given the
+ * module files, also whether the text lists exactly those.
+ */
+export function modDepText(indexes: Record<string, Buffer>, files?: readonly string[]): ModDepText | null {
+  const buf = indexes['modules.dep'];
+  if (!buf) return null;
+  let c = modDepTextCache.get(buf);
+  if (!c || (files && c.files !== files)) {
+    c = { text: new ModDepText(buf, files), files };
+    modDepTextCache.set(buf, c);
+  }
+  return c.text;
 }
 
 /** Calls fn(start, end) for each line [start, end) of text (without its '\n'). */
@@ -98,18 +116,19 @@ function leadingComments(buf: Buffer, fn: (start: number, end: number) => void):
 /**
  * Keeps the leading comment lines and the lines whose LAST field is a kept module name. For a small
  * keep set one native regex scan for ` <name>` right before a line end finds them (no per-line JS
- * work, no backtracking over whole lines); otherwise every line's last field is looked up. The
- * output is copied from the file's bytes, not built as a string.
+ * work, no backtracking over whole lines); otherwise every line's last field is looked up. Each
+ * piece's kept lines are joined at once (see joinLines).
  */
 function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
-  const lines: string[] = [];
-  const start = leadingComments(buf, (s, e) => lines.push(buf.toString('latin1', s, e)));
+  const parts: string[] = [];
+  const start = leadingComments(buf, (s, e) => parts.push(buf.toString('latin1', s, e) + '\n'));
   const re =
     keep.size > 0 && keep.size <= REGEX_FILTER_MAX
       ? new RegExp(` (?:${[...keep].map(escapeRegExp).join('|')})$`, 'gm')
       : null;
   if (keep.size > 0) {
     eachPiece(buf, start, (text) => {
+      const lines: string[] = [];
       if (re) {
         re.lastIndex = 0;
         let lastEnd = -1;
@@ -120,26 +139,31 @@ function keptByLastField(buf: Buffer, keep: Set<string>): KeptLines {
           if (lineStart > lastEnd) lines.push(text.slice(lineStart, end));
           lastEnd = end;
         }
-        return;
+      } else {
+        eachLineAt(text, (at, end) => {
+          const sp = text.lastIndexOf(' ', end - 1);
+          if (end > at && text.charCodeAt(at) === 0x23) lines.push(text.slice(at, end));
+          else if (sp >= at && keep.has(text.slice(sp + 1, end))) lines.push(text.slice(at, end));
+        });
       }
-      eachLineAt(text, (at, end) => {
-        const sp = text.lastIndexOf(' ', end - 1);
-        if (end > at && text.charCodeAt(at) === 0x23) lines.push(text.slice(at, end));
-        else if (sp >= at && keep.has(text.slice(sp + 1, end))) lines.push(text.slice(at, end));
-      });
+      if (lines.length) parts.push(joinLines(lines));
     });
   }
-  return keptText(lines);
+  return keptText(parts.join(''));
 }
 
 /**
- * The kept lines as one text, its bytes, and the key and module of each `alias <key> <module>`
- * line. The lines are joined once (a flat copy: the pieces they were cut from die young) and
- * encoded once; a copy per line out of the file's Buffer costs a JS wrapper call each, slow in a
- * cold process for the ~1,400 scattered kept lines of modules.symbols.
+ * Lines as one text, each followed by '\n'. A flat copy (join of two or more strings): the lines
+ * are slices of a 64 KiB piece and would keep all of it alive, to be copied by every
+ * young-generation GC, while the piece could die at once.
  */
-function keptText(lines: string[]): KeptLines {
-  const text = lines.length ? lines.join('\n') + '\n' : '';
+function joinLines(lines: string[]): string {
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The kept lines' text, its bytes, and the key and module of each `alias <key> <module>` line. */
+function keptText(text: string): KeptLines {
   return { bytes: Buffer.from(text, 'latin1'), ...aliasFields(text) };
 }
 
@@ -180,9 +204,13 @@ export function modDepIndex(all: ModDepEntry[]): Map<string, number> {
  * not `alias X MODULE` of a module modules.dep lists once, a kept module modules.dep does not
  * list): the caller then filters every line.
  */
-function keptAliasesSorted(buf: Buffer, all: ModDepEntry[], keep: Set<string>): KeptLines | null {
-  const position = modDepIndex(all);
-  if (position.size !== all.length) return null;
+function keptAliasesSorted(
+  buf: Buffer,
+  position: Map<string, number>,
+  count: number,
+  keep: Set<string>,
+): KeptLines | null {
+  if (position.size !== count) return null;
   const wanted: number[] = [];
   for (const name of keep) {
     const p = position.get(name);
@@ -289,20 +317,19 @@ function filterBySecondField(text: string, keep: Set<string>): string {
   return out;
 }
 
-/**
- * The entries of the kept modules, in modules.dep order. With each name listed once, found by name
- * (a few dozen lookups instead of a pass over thousands of entries, which costs in a cold process).
- */
-function keptEntries(all: ModDepEntry[], keep: Set<string>): ModDepEntry[] {
-  const position = modDepIndex(all);
-  if (position.size !== all.length) return all.filter((e) => keep.has(e.name));
+/** The entries of the kept modules, in modules.dep order: found by name (each listed once). */
+function keptEntries(
+  position: Map<string, number>,
+  entry: (i: number) => ModDepEntry,
+  keep: Set<string>,
+): ModDepEntry[] {
   const at: number[] = [];
   for (const name of keep) {
     const i = position.get(name);
     if (i !== undefined) at.push(i);
   }
   at.sort((a, b) => a - b);
-  return at.map((i) => all[i]!);
+  return at.map(entry);
 }
 
 /**
@@ -315,7 +342,20 @@ export function rewriteModDep(
   symbolOwner?: () => Map<string, string>,
   moduleImage?: (relpath: string) => Uint8Array | ModuleImage | null | undefined,
 ): ModDepEntry[] {
-  const kept = keptEntries(all, keepModules);
+  const position = modDepIndex(all);
+  const kept =
+    position.size === all.length
+      ? keptEntries(position, (i) => all[i]!, keepModules)
+      : all.filter((e) => keepModules.has(e.name));
+  return rewriteKept(kept, symbolOwner, moduleImage);
+}
+
+/** rewriteModDep for the kept entries, in modules.dep order. */
+function rewriteKept(
+  kept: ModDepEntry[],
+  symbolOwner?: () => Map<string, string>,
+  moduleImage?: (relpath: string) => Uint8Array | ModuleImage | null | undefined,
+): ModDepEntry[] {
   const pos = new Map<string, number>();
   kept.forEach((e, i) => pos.set(e.path, i));
   const closure = kept.map((e) =>
@@ -386,7 +426,23 @@ export function rewriteIndexes(
 ): Record<string, Buffer> {
   const order = options.order ?? 'post';
   const out: Record<string, Buffer> = {};
-  const all = readModDep(indexes);
+  // Name -> position and the entry at a position, when each name is listed once: from the text's
+  // index (no entry per line, see ModDepText), else from every entry decoded (modules.dep.bin).
+  // With a name listed twice every entry is decoded and every line of a kept name is kept.
+  const text = modDepText(indexes);
+  let modDep: { position: Map<string, number>; count: number; entry: (i: number) => ModDepEntry } | null =
+    null;
+  let kept: ModDepEntry[] | null = null;
+  if (text && text.position.size === text.count) {
+    modDep = { position: text.position, count: text.count, entry: (i) => text.entry(i) };
+  } else {
+    const all = readModDep(indexes);
+    const position = all && modDepIndex(all);
+    if (all && position!.size === all.length)
+      modDep = { position: position!, count: all.length, entry: (i) => all[i]! };
+    else if (all) kept = all.filter((e) => keepModules.has(e.name));
+  }
+  if (modDep) kept = keptEntries(modDep.position, modDep.entry, keepModules);
   // modules.symbols is read once, for the owners (dep order) and for its output.
   let symbols: KeptLines | null | undefined;
   const keptSymbols = (): KeptLines | null =>
@@ -398,12 +454,11 @@ export function rewriteIndexes(
   // Module name -> new position (the priority in every .bin).
   const newIdx = new Map<string, number>();
   let keptPaths: string[] | null = null;
-  if (all) {
+  if (kept) {
     // Built on first use: only modules with two or more direct deps need their imports resolved.
     let owners: Map<string, string> | undefined;
-    const dep = rewriteModDep(
-      all,
-      keepModules,
+    const dep = rewriteKept(
+      kept,
       () => (owners ??= symbolOwners(indexes, keepModules, keptSymbols)),
       options.moduleImage,
     );
@@ -419,11 +474,12 @@ export function rewriteIndexes(
     }
   }
   // A module missing from modules.dep (stale index) keeps a position after all known ones.
-  const prio = (name: string, old: number): number => newIdx.get(name) ?? (all ? newIdx.size + old : old);
+  const prio = (name: string, old: number): number => newIdx.get(name) ?? (kept ? newIdx.size + old : old);
 
   const aliasText = indexes['modules.alias'];
   const alias = aliasText
-    ? ((all && keptAliasesSorted(aliasText, all, keepModules)) ?? keptByLastField(aliasText, keepModules))
+    ? ((modDep && keptAliasesSorted(aliasText, modDep.position, modDep.count, keepModules)) ??
+      keptByLastField(aliasText, keepModules))
     : null;
   // The .bin key of an alias is its normalised pattern; depmod leaves out one it cannot normalise.
   rewritePair(indexes, out, 'modules.alias', alias, normalizeAlias, keepModules, order, prio);
@@ -453,7 +509,7 @@ export function rewriteIndexes(
  * them): by modules.dep's kept paths, or without modules.dep by each line's module name.
  */
 function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<string>): Buffer {
-  const lines: string[] = [];
+  const parts: string[] = [];
   const set = keptPaths ? new Set(keptPaths) : null;
   // As for modules.alias: for a few kept paths one regex scan for whole lines beats a loop per line.
   const re =
@@ -462,21 +518,23 @@ function filterOrder(buf: Buffer, keptPaths: string[] | null, keepModules: Set<s
       : null;
   if (!set || set.size > 0) {
     eachPiece(buf, 0, (text) => {
+      const lines: string[] = [];
       if (re) {
         re.lastIndex = 0;
         // A match is a whole (non-empty) line: it starts after the previous '\n'.
         while (re.test(text))
           lines.push(text.slice(text.lastIndexOf('\n', re.lastIndex - 1) + 1, re.lastIndex));
-        return;
+      } else {
+        eachLineAt(text, (start, end) => {
+          if (end === start) return;
+          const line = text.slice(start, end);
+          if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) lines.push(line);
+        });
       }
-      eachLineAt(text, (start, end) => {
-        if (end === start) return;
-        const line = text.slice(start, end);
-        if (set ? set.has(line) : keepModules.has(normalizeModuleName(line))) lines.push(line);
-      });
+      if (lines.length) parts.push(joinLines(lines));
     });
   }
-  return Buffer.from(lines.length ? lines.join('\n') + '\n' : '', 'latin1');
+  return Buffer.from(parts.join(''), 'latin1');
 }
 
 /**

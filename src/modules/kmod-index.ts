@@ -30,6 +30,7 @@
 import { be32, setBe32 } from '../binary/bytes.js';
 import { UlfsError, hex } from '../errors.js';
 import { globToRegExp } from './names.js';
+import { latin1Write } from './text.js';
 
 export const INDEX_MAGIC = 0xb007f457;
 export const INDEX_VERSION = 0x00020001;
@@ -214,11 +215,13 @@ function buildTree(keys: string[], values: string[], priorities: number[]): Trie
 }
 
 /**
- * depmod's post-order file straight from the sorted distinct keys: a node covers a run of sorted
- * keys; its prefix ends where they stop agreeing (the smallest common-prefix length of neighbours
- * in the run), a key ending there gives it values, and the rest split into child runs by the next
- * character. Children are written before their parent, so each child table already knows the
- * offsets. The root never has a prefix (depmod's root starts empty and is never split).
+ * depmod's post-order file straight from the sorted distinct keys, in one pass over them (the way
+ * a compressed trie follows from sorted keys and their common-prefix lengths): the nodes on the
+ * path to the last key are open, each by the key length it ends at. A key that shares only l
+ * characters with the previous one closes every open node ending past l, writing it (its children
+ * are written, so its child table knows their offsets); a node ending at l is opened where the two
+ * keys part, if none is open there. A key ending exactly at a node gives it values. The root never
+ * has a prefix (depmod's root starts empty and is never split).
  */
 function encodeSortedPost(keys: string[], values: string[], priorities: number[]): Buffer {
   // Entry indexes per key; most keys have one value.
@@ -232,109 +235,118 @@ function encodeSortedPost(keys: string[], values: string[], priorities: number[]
   // Default sort compares UTF-16 units: byte order for these 7-bit keys, as the trie's edge order.
   const sorted = [...byKey.keys()].sort();
   const n = sorted.length;
-  // lcp[i] = length of the common prefix of sorted[i - 1] and sorted[i]. Compared 8 characters
-  // at a time by one native call, then one by one: half the time of a loop per character in a
-  // cold process (symbol keys share long prefixes).
-  const lcp = new Int32Array(n);
-  for (let i = 1; i < n; i++) {
-    const a = sorted[i - 1]!;
-    const b = sorted[i]!;
-    const m = Math.min(a.length, b.length);
-    let j = 0;
-    while (j + 8 <= m && a.startsWith(b.slice(j, j + 8), j)) j += 8;
-    while (j < m && a.charCodeAt(j) === b.charCodeAt(j)) j++;
-    lcp[i] = j;
-  }
 
   let size = INDEX_HEADER_SIZE + 64;
   for (let e = 0; e < keys.length; e++) size += keys[e]!.length + values[e]!.length + 16;
+  // Zeroed: a NUL after a string and a gap in a child range ("no child") are left as they are.
+  // Strings are copied by one native call each and numbers written by a DataView: in a cold
+  // process a loop per byte costs a property load and a call per character.
   let out = Buffer.alloc(size);
+  let view = new DataView(out.buffer, out.byteOffset, out.length);
   let at = INDEX_HEADER_SIZE;
   const room = (k: number): void => {
     if (at + k <= out.length) return;
     const bigger = Buffer.alloc(Math.max(out.length * 2, at + k));
     out.copy(bigger, 0, 0, at);
     out = bigger;
+    view = new DataView(out.buffer, out.byteOffset, out.length);
   };
 
-  // Children of the nodes being written (a node's are those above the mark it started at): one
-  // pair of stacks instead of two arrays per node. Pending children cover disjoint runs of keys,
-  // so there are never more than n. Typed arrays with a top index: shrinking a JS array by
-  // setting its length is a runtime call, slow in a cold process.
+  // The open nodes, root first: the key length each ends at, where its children start in
+  // childChars/childRefs, and the key ending exactly there (index into sorted) or -1. Every open
+  // node but the root ends at a different length, so there are at most n + 1.
+  const ends = new Int32Array(n + 2);
+  const firstChild = new Int32Array(n + 2);
+  const valueKey = new Int32Array(n + 2).fill(-1);
+  let top = 0;
+  // Children written but not yet in their parent's table: (edge character, reference) pairs of
+  // disjoint runs of keys, so never more than n. Typed arrays with a top index: shrinking a JS
+  // array by setting its length is a runtime call, slow in a cold process.
   const childChars = new Int32Array(n + 1);
   const childRefs = new Int32Array(n + 1);
-  let top = 0;
+  let children = 0;
 
-  // Writes the node of sorted[lo..hi) whose key so far has `d` characters; returns its reference
-  // (as an int32: the flag bits make it negative; setBe32 writes the same 4 bytes).
-  const write = (lo: number, hi: number, d: number, root: boolean): number => {
-    const first = sorted[lo] ?? '';
-    let end = first.length;
-    if (root) end = 0;
-    else if (hi - lo > 1) {
-      end = lcp[lo + 1]!;
-      for (let i = lo + 2; i < hi; i++) if (lcp[i]! < end) end = lcp[i]!;
-    }
-    let i = lo;
-    const hasValues = lo < hi && first.length === end;
-    if (hasValues) i++;
-    const mark = top;
-    while (i < hi) {
-      const ch = sorted[i]!.charCodeAt(end);
-      let j = i + 1;
-      while (j < hi && lcp[j]! > end) j++;
-      const r = write(i, j, end + 1, false);
-      childChars[top] = ch;
-      childRefs[top] = r;
-      top++;
-      i = j;
-    }
+  // Writes the open node on top, whose text is key[0, ends[top]) and whose parent ends at
+  // `parentEnd`; returns its reference (an int32: the flag bits make it negative).
+  const close = (key: string, parentEnd: number): number => {
+    const end = ends[top]!;
+    const mark = firstChild[top]!;
     let r = at;
     // Room for the prefix and the child table at once (values are checked below).
-    const span = top > mark ? childChars[top - 1]! - childChars[mark]! + 1 : 0;
-    room(end - d + 3 + 4 * span);
-    if (end > d) {
-      for (let k = d; k < end; k++) out[at++] = first.charCodeAt(k);
-      out[at++] = 0;
+    const span = children > mark ? childChars[children - 1]! - childChars[mark]! + 1 : 0;
+    room(end - parentEnd + 2 + 4 * span);
+    if (end > parentEnd + 1) {
+      at += latin1Write(out, key.slice(parentEnd + 1, end), at) + 1;
       r |= NODE_PREFIX;
     }
     if (span > 0) {
       const c0 = childChars[mark]!;
-      out[at++] = c0;
-      out[at++] = c0 + span - 1;
-      // Gaps in the range stay 0 ("no child"): the buffer is allocated zeroed. The reference is
-      // written byte by byte here, not through setBe32: one call fewer per child.
-      for (let k = mark; k < top; k++) {
-        const o = at + 4 * (childChars[k]! - c0);
-        const v = childRefs[k]!;
-        out[o] = v >>> 24;
-        out[o + 1] = (v >>> 16) & 0xff;
-        out[o + 2] = (v >>> 8) & 0xff;
-        out[o + 3] = v & 0xff;
-      }
+      out[at] = c0;
+      out[at + 1] = c0 + span - 1;
+      at += 2;
+      for (let k = mark; k < children; k++) view.setInt32(at + 4 * (childChars[k]! - c0), childRefs[k]!);
       at += 4 * span;
-      top = mark;
+      children = mark;
       r |= NODE_CHILDS;
     }
-    if (hasValues) {
-      const v = byKey.get(first)!;
+    if (valueKey[top]! >= 0) {
+      const v = byKey.get(sorted[valueKey[top]!]!)!;
       const list = typeof v === 'number' ? null : orderValues(v, priorities);
       const count = list ? list.length : 1;
       room(4);
-      setBe32(out, at, count);
+      view.setUint32(at, count);
       at += 4;
       for (let k = 0; k < count; k++) {
         const e = list ? list[k]! : (v as number);
         room(5 + values[e]!.length);
-        setBe32(out, at, priorities[e]!);
-        at = putAscii(out, at + 4, values[e]!);
+        view.setUint32(at, priorities[e]!);
+        at += 4 + latin1Write(out, values[e]!, at + 4) + 1;
       }
       r |= NODE_VALUES;
     }
     return r;
   };
 
-  const rootRef = write(0, n, 0, true);
+  let prev = '';
+  // One step past the last key closes every node but the root.
+  for (let i = 0; i <= n; i++) {
+    const key = i < n ? sorted[i]! : '';
+    // l = length of the common prefix of prev and key.
+    let l = 0;
+    if (i > 0 && i < n) {
+      const m = Math.min(prev.length, key.length);
+      // 8 characters at a time by one native call, then one by one: half the time of a loop per
+      // character in a cold process (symbol keys share long prefixes).
+      while (l + 8 <= m && prev.startsWith(key.slice(l, l + 8), l)) l += 8;
+      while (l < m && prev.charCodeAt(l) === key.charCodeAt(l)) l++;
+    }
+    while (ends[top]! > l) {
+      const parentEnd = ends[top - 1]! > l ? ends[top - 1]! : l;
+      const ref = close(prev, parentEnd);
+      top--;
+      // prev and key part at l, below the closed node and past its parent: a node opens there.
+      if (ends[top]! < l) {
+        top++;
+        ends[top] = l;
+        firstChild[top] = children;
+        valueKey[top] = -1;
+      }
+      childChars[children] = prev.charCodeAt(parentEnd);
+      childRefs[children] = ref;
+      children++;
+    }
+    if (i === n) break;
+    // Sorted and distinct: key is longer than l, except an empty first key (the root's value).
+    if (key.length === 0) valueKey[0] = i;
+    else {
+      top++;
+      ends[top] = key.length;
+      firstChild[top] = children;
+      valueKey[top] = i;
+    }
+    prev = key;
+  }
+  const rootRef = close('', -1);
   setBe32(out, OFF_MAGIC, INDEX_MAGIC);
   setBe32(out, OFF_VERSION, INDEX_VERSION);
   setBe32(out, OFF_ROOT, rootRef);

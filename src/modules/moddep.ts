@@ -12,6 +12,7 @@
  */
 import { UlfsError } from '../errors.js';
 import { decodeIndex } from './kmod-index.js';
+import { normalizeModuleName } from './names.js';
 import { eachPiece } from './text.js';
 
 /** depmod itself stores module indexes in 16 bits. */
@@ -67,19 +68,26 @@ class TextEntry implements ModDepEntry {
   }
 
   get deps(): string[] {
-    if (this.parsed) return this.parsed;
-    const rest = this.text.slice(this.restStart, this.restEnd);
-    // depmod writes ': ' and single spaces; anything else goes through the tolerant path.
-    const deps =
-      rest === ''
-        ? []
-        : rest.startsWith(' ') && !/\s\s|\t|\s$/.test(rest)
-          ? rest.slice(1).split(' ')
-          : rest.trim().split(/\s+/).filter(Boolean);
-    if (deps.length > MODDEP_MAX_MODULES) badLine(this.file, this.lineNo, 'too many dependencies', this.path);
-    this.parsed = deps;
-    return deps;
+    return (this.parsed ??= splitDeps(
+      this.text.slice(this.restStart, this.restEnd),
+      this.path,
+      this.file,
+      () => this.lineNo,
+    ));
   }
+}
+
+/** The dependency paths of a line from the text after its colon. */
+function splitDeps(rest: string, path: string, file: string, lineNo: () => number): string[] {
+  // depmod writes ': ' and single spaces; anything else goes through the tolerant path.
+  const deps =
+    rest === ''
+      ? []
+      : rest.startsWith(' ') && !/\s\s|\t|\s$/.test(rest)
+        ? rest.slice(1).split(' ')
+        : rest.trim().split(/\s+/).filter(Boolean);
+  if (deps.length > MODDEP_MAX_MODULES) badLine(file, lineNo(), 'too many dependencies', path);
+  return deps;
 }
 
 /**
@@ -100,6 +108,132 @@ export function decodeModDepBuffer(buf: Buffer, file = 'modules.dep'): ModDepEnt
     lineNo = decodeLines(text, file, out, lineNo);
   });
   return out;
+}
+
+/** A line of modules.dep, read when asked for. */
+class LineEntry implements ModDepEntry {
+  declare readonly path: string;
+  declare readonly name: string;
+  declare private readonly line: string;
+  declare private readonly lineNo: () => number;
+  declare private readonly file: string;
+  declare private parsed: string[] | undefined;
+
+  constructor(line: string, lineNo: () => number, file: string) {
+    this.path = line.slice(0, line.indexOf(':'));
+    this.name = normalizeModuleName(this.path);
+    this.line = line;
+    this.lineNo = lineNo;
+    this.file = file;
+    this.parsed = undefined;
+  }
+
+  get deps(): string[] {
+    return (this.parsed ??= splitDeps(
+      this.line.slice(this.path.length + 1),
+      this.path,
+      this.file,
+      this.lineNo,
+    ));
+  }
+}
+
+/**
+ * modules.dep text indexed by module name, for a plan that keeps a few dozen of thousands of
+ * modules. In a cold process JS code runs interpreted, and what costs most is fresh memory (the
+ * first touch of each page) and the GC copying what stays alive. So the file is read in 64 KiB
+ * pieces that die young, cut by native string operations (one regex replace turns every line
+ * into its module name), and what stays is each name's position and its line's byte offset; an
+ * entry (path, dependencies) is made when asked for.
+ */
+export class ModDepText {
+  /** module name -> position among the module lines (the last, for a name listed twice) */
+  declare readonly position: Map<string, number>;
+  /** number of module lines */
+  declare readonly count: number;
+  /** the module lines' paths are exactly the files given to the constructor, each once */
+  declare readonly listsExactly: boolean;
+  declare private readonly buf: Buffer;
+  declare private readonly file: string;
+  /** byte offset of each module line */
+  declare private readonly starts: number[];
+  declare private readonly entries: Map<number, ModDepEntry>;
+
+  /**
+   * Checks every line as decodeModDep does (and throws its errors). Given the module files, also
+   * checks whether the lines list exactly those.
+   */
+  constructor(buf: Buffer, fileList?: readonly string[], file = 'modules.dep') {
+    const position = new Map<string, number>();
+    const starts: number[] = [];
+    const files = fileList ? new Set(fileList) : null;
+    let exact = files !== null;
+    let suspect = false;
+    eachPiece(buf, 0, (text, base) => {
+      if (text.length > MODDEP_MAX_LINE) suspect = true;
+      // Each module line's name: its path's base name up to the first '.' (normalizeModuleName).
+      const names: string[] = [];
+      let start = 0;
+      while (start < text.length) {
+        let end = text.indexOf('\n', start);
+        if (end < 0) end = text.length;
+        if (end > start && text.charCodeAt(start) !== 0x23 /* # */) {
+          const colon = text.indexOf(':', start);
+          if (colon <= start || colon > end) suspect = true;
+          else {
+            const path = text.slice(start, colon);
+            if (exact && !files!.has(path)) exact = false;
+            const from = path.lastIndexOf('/') + 1;
+            const dot = path.indexOf('.', from);
+            names.push(dot < 0 ? path.slice(from) : path.slice(from, dot));
+            starts.push(base + start);
+          }
+        }
+        start = end + 1;
+      }
+      // The names as one text: a copy, so none keeps the piece alive (a slice of it would), and
+      // one native replace for the '-' -> '_' of every name.
+      names.push('');
+      let joined = names.join('\n');
+      if (joined.includes('-')) joined = joined.replace(/-/g, '_');
+      const flat = joined.split('\n');
+      for (let i = 0, at = starts.length - flat.length + 1; i < flat.length - 1; i++, at++)
+        position.set(flat[i]!, at);
+    });
+    // The full decoder throws the error that names the bad line (a long piece may hold none).
+    if (suspect || starts.length > MODDEP_MAX_MODULES) decodeModDepBuffer(buf, file);
+    this.position = position;
+    this.count = starts.length;
+    // Every line's path is a file; with each name (so each path) listed once and as many lines as
+    // files, every file is listed.
+    this.listsExactly = exact && position.size === starts.length && starts.length === files!.size;
+    this.buf = buf;
+    this.file = file;
+    this.starts = starts;
+    this.entries = new Map();
+  }
+
+  /** The entry of module line i (0 <= i < count). */
+  entry(i: number): ModDepEntry {
+    let e = this.entries.get(i);
+    if (!e) {
+      const buf = this.buf;
+      const start = this.starts[i]!;
+      let end = buf.indexOf(10, start);
+      if (end < 0) end = buf.length;
+      // Only for an error message: the line's number, from the newlines before it.
+      const lineNo = (): number => buf.toString('latin1', 0, start).split('\n').length;
+      e = new LineEntry(buf.toString('latin1', start, end), lineNo, this.file);
+      this.entries.set(i, e);
+    }
+    return e;
+  }
+
+  /** The entry of module `name` (the last line of a name listed twice). */
+  named(name: string): ModDepEntry | undefined {
+    const i = this.position.get(name);
+    return i === undefined ? undefined : this.entry(i);
+  }
 }
 
 /** Appends the entries of the lines of text to out; lineNo = lines before text. Returns the count after. */

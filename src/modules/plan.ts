@@ -12,7 +12,7 @@
  */
 import { UlfsError } from '../errors.js';
 import { decodeIndex, searchIndexWild } from './kmod-index.js';
-import { modDepIndex, rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
+import { modDepIndex, modDepText, rewriteIndexes, readModDep, type RewriteOptions } from './indexes.js';
 import type { ModDepEntry } from './moddep.js';
 import { globToRegExp, isGlob, normalizeAlias, normalizeModuleName } from './names.js';
 import { latin1 } from './text.js';
@@ -214,38 +214,74 @@ function aliasResolver(indexes: Record<string, Buffer>): (name: string) => strin
   };
 }
 
+/**
+ * Every file but the kept ones, sorted. One native sort (of an already sorted list, as tree
+ * listings are, a single pass) and a binary search per kept path: a filter callback per file
+ * costs more in a cold process than the few dozen kept paths do.
+ */
+function withoutKept(files: readonly string[], kept: Set<string>): string[] {
+  const out = [...files].sort();
+  const at: number[] = [];
+  for (const p of kept) {
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (out[mid]! < p) lo = mid + 1;
+      else hi = mid;
+    }
+    // Every match: a listing may hold a path twice.
+    while (lo < out.length && out[lo] === p) at.push(lo++);
+  }
+  at.sort((a, b) => b - a);
+  for (const i of at) out.splice(i, 1);
+  return out;
+}
+
 export function planModules(input: PlanInput): ModulePlan {
   const { lists, tree } = input;
   const warnings: string[] = [];
-  const entries: ModDepEntry[] = readModDep(tree.indexes) ?? [];
-  if (entries.length === 0)
+  // modules.dep text is indexed by name without an entry per line (see ModDepText). When it lists
+  // exactly the module files, each name once (the usual case), that index is all the plan needs;
+  // otherwise (stale index, a name listed twice, modules.dep.bin only) every entry is decoded.
+  const text = modDepText(tree.indexes, tree.files);
+  const fast = text !== null && text.listsExactly && text.position.size === text.count;
+  const entries = fast ? null : (readModDep(tree.indexes) ?? []);
+  const count = entries ? entries.length : text!.count;
+  if (count === 0)
     warnings.push('no modules.dep: names were resolved by file name and no index was rewritten');
   // Name -> position in modules.dep (shared with rewriteIndexes, which needs the same table).
-  const position = modDepIndex(entries);
+  const position = entries ? modDepIndex(entries) : text!.position;
   const named = (n: string): ModDepEntry | undefined => {
     const i = position.get(n);
-    return i === undefined ? undefined : entries[i];
+    return i === undefined ? undefined : entries ? entries[i] : text!.entry(i);
   };
-  const files = new Set(tree.files);
-  const isFile = (p: string): boolean => files.has(p);
   // Path -> entry through the path's module name (one lookup); a table of every path is built only
   // when that misses (a name listed twice, a modules.dep.bin key that is not the file's name).
   let byPath: Map<string, ModDepEntry> | undefined;
   const entryOf = (p: string): ModDepEntry | undefined => {
     const e = named(normalizeModuleName(p));
     if (e?.path === p) return e;
+    // In the fast case a line's name is its path's and each name is listed once: a miss is final.
+    if (!entries) return undefined;
     if (!byPath) {
       byPath = new Map();
       for (const x of entries) byPath.set(x.path, x);
     }
     return byPath.get(p);
   };
-  // Files modules.dep does not list (stale index or no index): resolvable by file name. The usual
-  // case needs no name per file: each name listed once, every listed path a file, as many files
-  // as entries, so every file is listed.
+  // Files modules.dep does not list (stale index or no index): resolvable by file name. In the
+  // fast case every file is listed, and a path is a file when modules.dep lists it. Otherwise the
+  // usual case needs no name per file either: each name listed once, every listed path a file, as
+  // many files as entries, so every file is listed.
+  const files = fast ? null : new Set(tree.files);
+  const isFile = (p: string): boolean => (files ? files.has(p) : entryOf(p) !== undefined);
   const extraByName = new Map<string, string[]>();
-  let allListed = position.size === entries.length && entries.length === files.size;
-  for (let i = 0; allListed && i < entries.length; i++) allListed = files.has(entries[i]!.path);
+  let allListed = fast;
+  if (entries) {
+    allListed = position.size === entries.length && entries.length === files!.size;
+    for (let i = 0; allListed && i < entries.length; i++) allListed = files!.has(entries[i]!.path);
+  }
   if (!allListed) {
     for (const f of tree.files) {
       if (entryOf(f)) continue;
@@ -256,7 +292,7 @@ export function planModules(input: PlanInput): ModulePlan {
       extraByName.set(n, l);
     }
   }
-  if (entries.length && extraByName.size) {
+  if (count && extraByName.size) {
     warnings.push(
       `${extraByName.size} module file(s) are not in modules.dep (stale index?), e.g. ${[...extraByName.values()][0]![0]}`,
     );
@@ -373,10 +409,8 @@ export function planModules(input: PlanInput): ModulePlan {
     }
   }
   kept.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const remove = tree.files.filter((f) => !keptPaths.has(f)).sort();
-  const indexes = entries.length
-    ? rewriteIndexes(tree.indexes, new Set(reasons.keys()), input.indexOptions)
-    : {};
+  const remove = withoutKept(tree.files, keptPaths);
+  const indexes = count ? rewriteIndexes(tree.indexes, new Set(reasons.keys()), input.indexOptions) : {};
   return {
     kernel: tree.version,
     used: { listed, resolved, builtin: builtinUsed, unknown },

@@ -42,3 +42,23 @@ export function eachPiece(buf: Buffer, start: number, fn: (text: string, base: n
     pos = end;
   }
 }
+
+/** Buffer's native latin1 methods; Node's typings leave them out. */
+interface Latin1Buffer {
+  latin1Write(s: string, offset: number): number;
+  latin1Slice(start: number, end: number): string;
+}
+
+/**
+ * Writes the latin1 bytes of s into buf at `offset`, returns how many: Buffer#latin1Write, the
+ * native method behind buf.write(s, offset, 'latin1'). In a cold process write()'s JS argument
+ * handling costs more than copying a short string, and a loop per character more still.
+ */
+export function latin1Write(buf: Buffer, s: string, offset: number): number {
+  return (buf as unknown as Latin1Buffer).latin1Write(s, offset);
+}
+
+/** buf.toString('latin1', start, end) without toString's JS argument handling (Buffer#latin1Slice). */
+export function latin1Slice(buf: Buffer, start: number, end: number): string {
+  return (buf as unknown as Latin1Buffer).latin1Slice(start, end);
+}
