@@ -12,3 +12,14 @@ export function codeOf(fn: () => unknown): string {
   }
   return 'no error';
 }
+
+/** Like codeOf, with the message: `CODE: message` ('no error' if none). */
+export function codeAndMessageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof UlfsError)) throw e;
+    return `${e.code}: ${e.message}`;
+  }
+  return 'no error';
+}

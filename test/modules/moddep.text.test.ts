@@ -4,7 +4,6 @@
  * lines, damaged lines, a listing that does not match the module files.
  */
 import { describe, expect, it } from 'vitest';
-import { isUlfsError } from '../../src/errors.js';
 import {
   ModDepText,
   decodeModDep,
@@ -13,19 +12,10 @@ import {
   type ModuleTree,
 } from '../../src/modules/index.js';
 import { kernelTree } from './tree.js';
+import { codeAndMessageOf } from '../helpers/errors.js';
 
 const names = (s: string): ReturnType<typeof parseUsageList> =>
   parseUsageList(s.split(' ').join('\n'), 'list.txt');
-
-function thrown(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isUlfsError(e)) return `${e.code}: ${e.message}`;
-    throw e;
-  }
-  return 'no error';
-}
 
 describe('ModDepText', () => {
   const { tree, depText } = kernelTree('cloud');
@@ -76,9 +66,9 @@ describe('ModDepText', () => {
       'kernel/a.ko:\n'.repeat(3000) + 'bad\n',
       long + 'kernel/z.ko:\n',
     ]) {
-      const want = thrown(() => decodeModDep(t));
+      const want = codeAndMessageOf(() => decodeModDep(t));
       expect(want).toMatch(/^MODDEP_BAD_LINE/);
-      expect(thrown(() => new ModDepText(Buffer.from(t)))).toBe(want);
+      expect(codeAndMessageOf(() => new ModDepText(Buffer.from(t)))).toBe(want);
     }
     // A line longer than a 64 KiB piece but within the limit is fine.
     const longOk = 'kernel/x.ko: ' + 'kernel/y.ko '.repeat(10_000).trimEnd() + '\n';

@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isUlfsError } from '../../src/errors.js';
 import {
   mergeUsageLists,
   normalizeModuleName,
@@ -10,6 +9,7 @@ import {
 } from '../../src/modules/index.js';
 import { getKernel } from '../fixtures/kernel.js';
 import { loadTree } from './tree.js';
+import { codeAndMessageOf } from '../helpers/errors.js';
 
 const k = getKernel('cloud');
 const tree = loadTree(k.modulesDir, k.version);
@@ -22,16 +22,6 @@ const dashed = depEntries
   .slice(0, 5);
 const paths = [...sample, ...dashed];
 const names = paths.map((p) => normalizeModuleName(p));
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isUlfsError(e)) return `${e.code}: ${e.message}`;
-    throw e;
-  }
-  return 'no error';
-}
 
 const procLine = (n: string, i: number): string =>
   `${n} ${16384 + i * 4096} ${i % 3} - Live 0xffffffffc0${(i * 4096).toString(16).padStart(6, '0')}`;
@@ -136,35 +126,35 @@ describe('usage lists: every format', () => {
 
 describe('usage lists: bad input', () => {
   it('a line that fits no format names file and line', () => {
-    expect(code(() => parseUsageList('virtio_net\nthis is not a module\n', 'l.txt'))).toMatch(
+    expect(codeAndMessageOf(() => parseUsageList('virtio_net\nthis is not a module\n', 'l.txt'))).toMatch(
       /^LIST_BAD_LINE: l\.txt:2:/,
     );
-    expect(code(() => parseUsageList(`${procLine('a', 1)}\nvirtio_net\n`, 'p.txt'))).toMatch(
+    expect(codeAndMessageOf(() => parseUsageList(`${procLine('a', 1)}\nvirtio_net\n`, 'p.txt'))).toMatch(
       /^LIST_BAD_LINE: p\.txt:2:/,
     );
     expect(
-      code(() => parseUsageList('# ulfs-offline used-modules v1\nfoo 1 0 - Live 0x0\n', 'c.txt')),
+      codeAndMessageOf(() => parseUsageList('# ulfs-offline used-modules v1\nfoo 1 0 - Live 0x0\n', 'c.txt')),
     ).toMatch(/^LIST_BAD_LINE: c\.txt:/);
   });
 
   it('binary garbage is LIST_BAD_LINE', () => {
     const garbage = randomBytes(4096);
     garbage[0] = 0; // at least one NUL
-    expect(code(() => parseUsageList(garbage, 'g.bin'))).toMatch(/^LIST_BAD_LINE: g\.bin:1:/);
+    expect(codeAndMessageOf(() => parseUsageList(garbage, 'g.bin'))).toMatch(/^LIST_BAD_LINE: g\.bin:1:/);
     expect(
-      code(() => parseUsageList(Buffer.concat([Buffer.from('virtio_net\n'), garbage]), 'h.bin')),
+      codeAndMessageOf(() => parseUsageList(Buffer.concat([Buffer.from('virtio_net\n'), garbage]), 'h.bin')),
     ).toMatch(/^LIST_BAD_LINE: h\.bin:2:/);
   });
 
   it('a 100 MB list is refused fast, before it is decoded', () => {
     const big = Buffer.alloc(100 * 1024 * 1024, 0x61);
     const t = performance.now();
-    expect(code(() => parseUsageList(big, 'big.txt'))).toMatch(/^LIST_TOO_LARGE/);
+    expect(codeAndMessageOf(() => parseUsageList(big, 'big.txt'))).toMatch(/^LIST_TOO_LARGE/);
     expect(performance.now() - t).toBeLessThan(50);
   });
 
   it('only comments and blank lines is LIST_EMPTY', () => {
-    expect(code(() => parseUsageList('# nothing\n\n   \r\n', 'e.txt'))).toMatch(/^LIST_EMPTY/);
-    expect(code(() => parseUsageList('', 'e.txt'))).toMatch(/^LIST_EMPTY/);
+    expect(codeAndMessageOf(() => parseUsageList('# nothing\n\n   \r\n', 'e.txt'))).toMatch(/^LIST_EMPTY/);
+    expect(codeAndMessageOf(() => parseUsageList('', 'e.txt'))).toMatch(/^LIST_EMPTY/);
   });
 });
