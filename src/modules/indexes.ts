@@ -19,9 +19,9 @@
  */
 import { UlfsError } from '../errors.js';
 import { sortDependencies } from './dep-sort.js';
-import { eachPiece, latin1 } from './text.js';
+import { eachPiece, latin1, latin1Slice } from './text.js';
 import { readElfImports, type ModuleImage } from './elf-imports.js';
-import { IndexBuilder, decodeIndex, encodeEntries, type IndexWriteOrder } from './kmod-index.js';
+import { IndexBuilder, decodeIndex, encodeEntries, isIndexable, type IndexWriteOrder } from './kmod-index.js';
 import { ModDepText, decodeModDepBin, decodeModDepBuffer, encodeModDep, type ModDepEntry } from './moddep.js';
 import { normalizeAlias, normalizeModuleName, uncompressedPath } from './names.js';
 
@@ -96,6 +96,8 @@ interface KeptLines {
   /** the field between `alias ` and the module (pattern or `symbol:<name>`), as written */
   keys: string[];
   modules: string[];
+  /** every byte fits a kmod index (see isIndexable), when that was checked */
+  indexable: boolean;
 }
 
 /**
@@ -164,7 +166,7 @@ function joinLines(lines: string[]): string {
 
 /** The kept lines' text, its bytes, and the key and module of each `alias <key> <module>` line. */
 function keptText(text: string): KeptLines {
-  return { bytes: Buffer.from(text, 'latin1'), ...aliasFields(text) };
+  return { bytes: Buffer.from(text, 'latin1'), ...aliasFields(text), indexable: isIndexable(text) };
 }
 
 /** A character JSON.parse takes only escaped ('\n' is handled apart). */
@@ -217,6 +219,9 @@ export function modDepIndex(all: ModDepEntry[]): Map<string, number> {
   return m;
 }
 
+/** Bytes read at a probe of modules.alias: a line is rarely longer. */
+const PROBE_WINDOW = 256;
+
 /**
  * modules.alias's kept lines, found without reading the whole file. depmod writes the aliases
  * module by module in modules.dep order (`output_aliases`), so the lines are sorted by the
@@ -252,9 +257,18 @@ function keptAliasesSorted(
   // Reads the line starting at s; returns its module's position, -1 when it is not an alias line.
   const readLine = (s: number): number => {
     start = s;
-    end = buf.indexOf(10, s);
-    if (end < 0) end = buf.length;
-    line = buf.toString('latin1', s, end);
+    // A window that holds the usual line, one native call (Buffer#indexOf and #toString each run
+    // a JS wrapper first, which costs more than the copy in a cold process).
+    const w = latin1Slice(buf, s, Math.min(s + PROBE_WINDOW, buf.length));
+    const nl = w.indexOf('\n');
+    if (nl >= 0) {
+      end = s + nl;
+      line = w.slice(0, nl);
+    } else {
+      end = buf.indexOf(10, s);
+      if (end < 0) end = buf.length;
+      line = latin1Slice(buf, s, end);
+    }
     sp = line.lastIndexOf(' ');
     if (sp <= 6 || !line.startsWith('alias ')) return -1;
     return position.get(line.slice(sp + 1)) ?? -1;
@@ -292,7 +306,7 @@ function keptAliasesSorted(
       lo = end + 1;
     }
   }
-  return { bytes: copyRanges(buf, ranges), keys, modules };
+  return { bytes: copyRanges(buf, ranges), keys, modules, indexable: false };
 }
 
 /**
@@ -581,7 +595,7 @@ function rewritePair(
       const { modules } = kept;
       const prios: number[] = [];
       for (let i = 0; i < modules.length; i++) prios.push(prio(modules[i]!, 0));
-      if (!binKey) out[name + '.bin'] = encodeEntries(kept.keys, modules, prios, order);
+      if (!binKey) out[name + '.bin'] = encodeEntries(kept.keys, modules, prios, order, kept.indexable);
       else {
         const keys: string[] = [];
         const values: string[] = [];
@@ -593,7 +607,7 @@ function rewritePair(
           values.push(modules[i]!);
           kprios.push(prios[i]!);
         }
-        out[name + '.bin'] = encodeEntries(keys, values, kprios, order);
+        out[name + '.bin'] = encodeEntries(keys, values, kprios, order, kept.indexable);
       }
     }
   } else if (bin) {

@@ -90,6 +90,11 @@ function newNode(prefix: string): TrieNode {
 
 const NOT_INDEXABLE = /[^\x01-\x7f]/;
 
+/** Whether s holds only 7-bit ASCII without NUL, all a kmod index can hold. */
+export function isIndexable(s: string): boolean {
+  return !NOT_INDEXABLE.test(s);
+}
+
 function checkAscii(s: string, what: string): void {
   const m = NOT_INDEXABLE.exec(s);
   if (m) {
@@ -162,9 +167,11 @@ export function encodeEntries(
   values: string[],
   priorities: number[],
   order: IndexWriteOrder = 'post',
+  /** the caller saw every key and value fit (isIndexable on a text holding them all) */
+  checked = false,
 ): Buffer {
   // One native scan of everything; the per-string check only to name the culprit.
-  if (NOT_INDEXABLE.test(keys.join('\x01')) || NOT_INDEXABLE.test(values.join('\x01'))) {
+  if (!checked && (NOT_INDEXABLE.test(keys.join('\x01')) || NOT_INDEXABLE.test(values.join('\x01')))) {
     for (let i = 0; i < keys.length; i++) {
       checkAscii(keys[i]!, 'key');
       checkAscii(values[i]!, 'value');
