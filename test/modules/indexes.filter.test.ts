@@ -8,7 +8,7 @@
  * line-by-line path for big keep sets, and files that do not fit the modules.dep order.
  */
 import { describe, expect, it } from 'vitest';
-import { rewriteIndexes } from '../../src/modules/index.js';
+import { decodeIndex, encodeIndex, rewriteIndexes } from '../../src/modules/index.js';
 import { closureFromDepText, kernelTree, prng } from './tree.js';
 
 /** The reference: leading '#' lines, then the lines whose last space-separated field is kept. */
@@ -127,6 +127,45 @@ describe('modules.symbols and modules.order (64 KiB pieces)', () => {
       expect(out['modules.symbols']!.toString('latin1')).toBe(reference(symbols, keep));
       const keptPaths = new Set([...keep].map((m) => `kernel/x/${m}.ko`));
       expect(out['modules.order']!.toString('latin1')).toBe(reference(order, keptPaths, (l) => l));
+    }
+  });
+});
+
+describe('modules.symbols.bin from the kept lines', () => {
+  it('plain lines and odd ones (quote, backslash, a third field, a comment between): the entries of a plain split', () => {
+    const lines = [
+      '# Aliases for symbols, used by symbol_request().',
+      'alias symbol:a_1 m0',
+      'alias symbol:"q" m1',
+      'alias symbol:back\\slash m0',
+      '# a comment about m0',
+      'alias symbol:three fields m1',
+      'alias symbol:a_2 m1',
+      'alias symbol:a_1 m1',
+    ];
+    const dep = 'kernel/x/m0.ko:\nkernel/x/m1.ko:\n';
+    const priority = (m: string): number => (m === 'm0' ? 0 : 1);
+    // Each variant: every plain line, then one odd line more.
+    for (const odd of [[], [2], [3], [4], [5]]) {
+      const use = lines.filter((l, i) => i < 2 || i >= 6 || odd.includes(i));
+      const symbols = use.map((l) => l + '\n').join('');
+      const want = use
+        .filter((l) => l.startsWith('alias '))
+        .map((l) => {
+          const sp = l.lastIndexOf(' ');
+          return { key: l.slice(6, sp), value: l.slice(sp + 1), priority: priority(l.slice(sp + 1)) };
+        });
+      const out = rewriteIndexes(
+        {
+          'modules.dep': latin1(dep),
+          'modules.symbols': latin1(symbols),
+          'modules.symbols.bin': encodeIndex([]),
+        },
+        new Set(['m0', 'm1']),
+      );
+      expect(out['modules.symbols']!.toString('latin1')).toBe(symbols);
+      expect(out['modules.symbols.bin']!.equals(encodeIndex(want)), JSON.stringify(odd)).toBe(true);
+      expect(decodeIndex(out['modules.symbols.bin']!).entries.length).toBe(want.length);
     }
   });
 });
