@@ -143,11 +143,11 @@ class LineEntry implements ModDepEntry {
 
 /**
  * modules.dep text indexed by module name, for a plan that keeps a few dozen of thousands of
- * modules. In a cold process JS code runs interpreted, and what costs most is fresh memory (the
- * first touch of each page) and the GC copying what stays alive. So the file is read in 64 KiB
- * pieces that die young, cut by native string operations (one regex replace turns every line
- * into its module name), and what stays is each name's position and its line's byte offset; an
- * entry (path, dependencies) is made when asked for.
+ * modules. In a cold process JS code runs interpreted (a few hundred instructions an operation),
+ * and fresh memory costs at its first touch, and more when the GC copies what stays alive. So the
+ * file is read in 64 KiB pieces that die young, with few operations per line (the names come from
+ * one regex replace per piece), and what stays is each name's position and its line's byte
+ * offset; an entry (path, dependencies) is made when asked for.
  */
 export class ModDepText {
   /** module name -> position among the module lines (the last, for a name listed twice) */
@@ -176,7 +176,8 @@ export class ModDepText {
       const len = text.length;
       if (len > MODDEP_MAX_LINE) suspect = true;
       // Without comment or empty lines (depmod writes none) every line is a module line.
-      const plain = !(text.charCodeAt(0) === 0x23 || text.includes('\n#') || text.includes('\n\n'));
+      const c0 = text.charCodeAt(0);
+      const plain = !(c0 === 0x23 || c0 === 0x0a || text.includes('\n#') || text.includes('\n\n'));
       const paths: string[] = [];
       let start = 0;
       while (start < len) {
