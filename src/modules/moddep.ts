@@ -110,6 +110,9 @@ export function decodeModDepBuffer(buf: Buffer, file = 'modules.dep'): ModDepEnt
   return out;
 }
 
+/** A path's module name: its base name up to the first '.' (directories taken whole). */
+const PATH_NAME = /^(?:[^\n/]*\/)*([^\n.]*)[^\n]*/gm;
+
 /** A line of modules.dep, read when asked for. */
 class LineEntry implements ModDepEntry {
   declare readonly path: string;
@@ -140,11 +143,11 @@ class LineEntry implements ModDepEntry {
 
 /**
  * modules.dep text indexed by module name, for a plan that keeps a few dozen of thousands of
- * modules. In a cold process JS code runs interpreted, and what costs most is fresh memory (the
- * first touch of each page) and the GC copying what stays alive. So the file is read in 64 KiB
- * pieces that die young, cut by native string operations (one regex replace turns every line
- * into its module name), and what stays is each name's position and its line's byte offset; an
- * entry (path, dependencies) is made when asked for.
+ * modules. In a cold process JS code runs interpreted (a few hundred instructions an operation),
+ * and fresh memory costs at its first touch, and more when the GC copies what stays alive. So the
+ * file is read in 64 KiB pieces that die young, with few operations per line (the names come from
+ * one regex replace per piece), and what stays is each name's position and its line's byte
+ * offset; an entry (path, dependencies) is made when asked for.
  */
 export class ModDepText {
   /** module name -> position among the module lines (the last, for a name listed twice) */
@@ -170,35 +173,37 @@ export class ModDepText {
     let exact = files !== null;
     let suspect = false;
     eachPiece(buf, 0, (text, base) => {
-      if (text.length > MODDEP_MAX_LINE) suspect = true;
-      // Each module line's name: its path's base name up to the first '.' (normalizeModuleName).
-      const names: string[] = [];
+      const len = text.length;
+      if (len > MODDEP_MAX_LINE) suspect = true;
+      // Without comment or empty lines (depmod writes none) every line is a module line.
+      const c0 = text.charCodeAt(0);
+      const plain = !(c0 === 0x23 || c0 === 0x0a || text.includes('\n#') || text.includes('\n\n'));
+      const paths: string[] = [];
       let start = 0;
-      while (start < text.length) {
+      while (start < len) {
         let end = text.indexOf('\n', start);
-        if (end < 0) end = text.length;
-        if (end > start && text.charCodeAt(start) !== 0x23 /* # */) {
+        if (end < 0) end = len;
+        if (plain || (end > start && text.charCodeAt(start) !== 0x23) /* # */) {
           const colon = text.indexOf(':', start);
           if (colon <= start || colon > end) suspect = true;
           else {
             const path = text.slice(start, colon);
             if (exact && !files!.has(path)) exact = false;
-            const from = path.lastIndexOf('/') + 1;
-            const dot = path.indexOf('.', from);
-            names.push(dot < 0 ? path.slice(from) : path.slice(from, dot));
+            paths.push(path);
             starts.push(base + start);
           }
         }
         start = end + 1;
       }
-      // The names as one text: a copy, so none keeps the piece alive (a slice of it would), and
-      // one native replace for the '-' -> '_' of every name.
-      names.push('');
-      let joined = names.join('\n');
-      if (joined.includes('-')) joined = joined.replace(/-/g, '_');
-      const flat = joined.split('\n');
-      for (let i = 0, at = starts.length - flat.length + 1; i < flat.length - 1; i++, at++)
-        position.set(flat[i]!, at);
+      if (!paths.length) return;
+      // The module names of all the paths by one regex replace (normalizeModuleName: the base
+      // name up to its first '.', '-' -> '_'): native passes instead of three calls per line, and
+      // copies, so none keeps the piece alive (a slice of it would).
+      let names = paths.join('\n').replace(PATH_NAME, '$1');
+      if (names.includes('-')) names = names.replace(/-/g, '_');
+      const list = names.split('\n');
+      for (let i = 0, at = starts.length - list.length; i < list.length; i++, at++)
+        position.set(list[i]!, at);
     });
     // The full decoder throws the error that names the bad line (a long piece may hold none).
     if (suspect || starts.length > MODDEP_MAX_MODULES) decodeModDepBuffer(buf, file);

@@ -43,7 +43,18 @@ describe('ModDepText', () => {
     expect(new ModDepText(dep).listsExactly).toBe(false);
   });
 
-  it('comments, empty lines, a name listed twice (the last line wins), dashes, no final newline', () => {
+  it('comments, empty lines (also first in a 64 KiB piece), a name listed twice (the last line wins), dashes, no final newline', () => {
+    // 65,536 bytes of lines, then an empty line: the second 64 KiB piece starts with it.
+    const filler =
+      Array.from({ length: 655 }, (_, i) =>
+        `kernel/f/m${String(i).padStart(4, '0')}.ko:`.padEnd(99, ' '),
+      ).join('\n') + '\nkernel/f/x.ko:'.padEnd(36, ' ');
+    expect(filler.length + 1).toBe(65536);
+    const spaced = new ModDepText(Buffer.from(filler + '\n\nkernel/z.ko:\n' + 'kernel/y.ko:\n'.repeat(10)));
+    expect(spaced.count).toBe(667);
+    expect(spaced.named('z')!.path).toBe('kernel/z.ko');
+    expect(spaced.named('m0654')!.deps).toEqual([]);
+
     const text = new ModDepText(
       Buffer.from('# c\nkernel/a/foo-x.ko:\n\nkernel/b.ko: kernel/a/foo-x.ko\nupdates/foo_x.ko.xz:\nc:'),
     );
