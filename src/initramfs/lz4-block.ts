@@ -90,6 +90,13 @@ export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
   }
 }
 
+/** Writes a length's extra bytes (255 each while more follows) at op; returns the new op. */
+function writeExtraLength(out: Uint8Array, op: number, extra: number): number {
+  for (; extra >= 255; extra -= 255) out[op++] = 255;
+  out[op++] = extra;
+  return op;
+}
+
 function hash4(src: Uint8Array, p: number): number {
   const v = src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) | (src[p + 3]! << 24);
   return Math.imul(v, 2654435761) >>> (32 - HASH_LOG);
@@ -199,13 +206,7 @@ export class Lz4Compressor {
     let token = 0;
     if (lit >= 15) {
       token = 15 << 4;
-      for (let extra = lit - 15; ; extra -= 255) {
-        if (extra < 255) {
-          out[op++] = extra;
-          break;
-        }
-        out[op++] = 255;
-      }
+      op = writeExtraLength(out, op, lit - 15);
     } else token = lit << 4;
     if (lit > 32) out.set(src.subarray(anchor, ip), op);
     else for (let i = 0; i < lit; i++) out[op + i] = src[anchor + i]!;
@@ -216,13 +217,7 @@ export class Lz4Compressor {
       const ml = matchLen - LZ4_MIN_MATCH;
       if (ml >= 15) {
         token |= 15;
-        for (let extra = ml - 15; ; extra -= 255) {
-          if (extra < 255) {
-            out[op++] = extra;
-            break;
-          }
-          out[op++] = 255;
-        }
+        op = writeExtraLength(out, op, ml - 15);
       } else token |= ml;
     }
     out[tokenAt] = token;
