@@ -25,6 +25,8 @@ import {
   assertWritable,
   removePaths,
   rewriteFile,
+  headRotation,
+  relocateFiles,
   rewriteFileFromChunks,
   zeroFree,
   sumZeroReports,
@@ -32,7 +34,7 @@ import {
   type CheckReport,
   type ZeroReport,
 } from '../ext/write/index.js';
-import { filterInitramfs } from '../initramfs/index.js';
+import { filterInitramfs, type CpioEntryInfo, type Decision } from '../initramfs/index.js';
 import { UlfsError } from '../errors.js';
 import { inInitramfs, recordDecisions, type PrunePlan, type PruneOptions } from './plan.js';
 import { InitramfsPruner } from './initramfs-pruner.js';
@@ -122,6 +124,52 @@ function allocatedBytes(fs: ExtFs, ino: number): number {
   let blocks = 0;
   for (const e of fs.mapFile(inode)) if (!e.unwritten) blocks += e.length;
   return blocks * fs.blockSize;
+}
+
+/**
+ * Where the root fs copies of an uncompressed initramfs's modules go: right before the initramfs,
+ * so that an image-level xz (8 MiB window) finds each module's second copy and stores it as a match
+ * (measured on the bench image: 0.87 MB less xz). Only when the rewritten initramfs is uncompressed
+ * and on the root fs. The rewrite starts `rotation` blocks into the old file's blocks, leaving a
+ * contiguous run before it as large as every kept module (which of them the archive holds is known
+ * only once it has streamed); the modules moved there are the kept ones the archive holds, in
+ * archive order.
+ */
+function placement(
+  plan: PrunePlan,
+  ip: PrunePlan['initramfs'][number],
+  fs: ExtFs,
+  ino: number,
+  opts: PruneOptions,
+): { rotation: number; seen: (name: string) => void; modules: () => number[] } | null {
+  const out = opts.initramfsCompression ?? 'keep';
+  if (out !== 'none' && !(out === 'keep' && ip.compression === 'none')) return null;
+  if (ip.fs.number !== plan.root.number || opts.placeModules === false) return null;
+  let blocks = 0;
+  const kept = new Set<string>();
+  for (const k of plan.modules.kept) {
+    kept.add(k.path);
+    blocks += Math.ceil((plan.tree.sizes.get(k.path) ?? 0) / fs.blockSize);
+  }
+  const rotation = headRotation(fs, ino, blocks);
+  if (rotation === 0) return null;
+  const marker = `modules/${ip.version}/`;
+  const inArchive: string[] = [];
+  return {
+    rotation,
+    seen: (name) => {
+      const at = name.indexOf(marker);
+      if (at >= 0) {
+        const rel = name.slice(at + marker.length);
+        if (kept.has(rel)) inArchive.push(rel);
+      }
+    },
+    modules: () =>
+      [...new Set(inArchive)].flatMap((rel) => {
+        const ino = plan.tree.inodes.get(rel);
+        return ino === undefined ? [] : [ino];
+      }),
+  };
 }
 
 export async function applyPlan(
@@ -219,14 +267,16 @@ export async function applyPlan(
         };
         // Not listed yet: decide while streaming, and learn the counts on the way.
         const pruner = ip.listed ? null : new InitramfsPruner(ip.version, ip.keepNames, true);
+        const decide: (e: CpioEntryInfo) => Decision =
+          pruner?.decide ??
+          ((e) => {
+            if (ip.drop.has(e.name)) return 'drop';
+            const r = ip.replace.get(e.name);
+            return r ? { replace: r } : 'keep';
+          });
+        const place = placement(plan, ip, fs, ino, opts);
         const { output, done } = filterInitramfs(counted(), {
-          decide:
-            pruner?.decide ??
-            ((e) => {
-              if (ip.drop.has(e.name)) return 'drop';
-              const r = ip.replace.get(e.name);
-              return r ? { replace: r } : 'keep';
-            }),
+          decide: place ? (e) => (place.seen(e.name), decide(e)) : decide,
           onArchiveEnd: pruner?.end,
           compression: opts.initramfsCompression ?? 'keep',
           level: opts.initramfsLevel,
@@ -240,9 +290,11 @@ export async function applyPlan(
             unsynced = 0;
           }
         };
+        // With a reserved head the content starts that far into the old file: stay that far behind.
+        const ahead = (place?.rotation ?? 0) * fs.blockSize;
         const newContent = behindTheReader(
           output as AsyncIterable<Buffer>,
-          () => bytesRead,
+          () => bytesRead - ahead,
           limit,
           ip.info.path,
           passed,
@@ -250,11 +302,18 @@ export async function applyPlan(
         let rewritten, report;
         try {
           [rewritten, report] = await Promise.all([
-            rewriteFileFromChunks(fs, ino, newContent, { onFree: onFreeIn(ip.fs) }),
+            rewriteFileFromChunks(fs, ino, newContent, {
+              onFree: onFreeIn(ip.fs),
+              reserveHead: place?.rotation,
+            }),
             done,
           ]);
         } catch (e) {
           throw inInitramfs(e, ip.info.path);
+        }
+        if (place && rewritten.headFree) {
+          const [first, room] = rewritten.headFree;
+          relocateFiles(fs, place.modules(), first + room, room, { onFree: onFreeIn(ip.fs) });
         }
         jdev.sync();
         if (pruner) recordDecisions(ip, pruner, report.segments);

@@ -36,6 +36,11 @@ export interface PruneOptions {
   initramfsCompression?: Compression;
   /** Compression level of the rewritten initramfs (default: strong; gzip 7, zstd 19, xz 6). */
   initramfsLevel?: number;
+  /**
+   * With an uncompressed initramfs on the root fs: move the root fs copies of its modules right
+   * before it, so that the xz of the image stores them once (default true; false for comparisons).
+   */
+  placeModules?: boolean;
   /** Write the result to this sparse copy and leave IMAGE untouched. */
   output?: string;
   onProgress?: (phase: string, done: number, total: number) => void;

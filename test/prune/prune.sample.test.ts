@@ -134,6 +134,25 @@ describe('prune rewriting an initramfs in place while reading it', () => {
     execFileSync('sh', ['-c', `gzip -c '${after}' > '${after}.gz'`], { env: TOOL_ENV });
     const counts = expectPrunedInitramfs(rebuilt, `${after}.gz`, report.kept, img.version, path.join(d, 'w'));
     expect(report.initramfs[0]).toMatchObject({ ...counts, compression: 'none' });
+
+    // The root fs copies of the modules the archive kept were moved right before it, in archive
+    // order, each in one run, the last ending where the archive starts (for the image's xz).
+    const marker = `modules/${img.version}/`;
+    const mods = execFileSync('cpio', ['-it', '--quiet'], { input: fs.readFileSync(after), env: TOOL_ENV })
+      .toString()
+      .split('\n')
+      .filter((n) => n.includes(marker) && /\.ko/.test(n));
+    expect(mods.length).toBeGreaterThan(0);
+    const blocks = (p: string): number[] =>
+      sh('debugfs', ['-R', `blocks ${p}`, img.spec])
+        .split(/\s+/)
+        .filter((w) => /^\d+$/.test(w))
+        .map(Number);
+    const run = mods.flatMap((n) =>
+      blocks(`/usr/lib/modules/${img.version}/${n.slice(n.indexOf(marker) + marker.length)}`),
+    );
+    expect(run).toEqual(run.map((_, k) => run[0]! + k));
+    expect(blocks(initrd)[0]).toBe(run[run.length - 1]! + 1);
   });
 });
 

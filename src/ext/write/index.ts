@@ -13,7 +13,8 @@ import { assertWritableVolume, type GatePurpose } from './safety.js';
 import { Remover, type RemoveOptions, type RemoveReport } from './remove.js';
 import { checkVolume, type CheckReport } from './check.js';
 import { zeroFreeInVolume, type ZeroOptions, type ZeroReport } from './zero.js';
-import { rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './rewrite.js';
+import { headToReserve, rewriteInVolume, rewriteStreamInVolume, type RewriteReport } from './rewrite.js';
+import { relocateInVolume, type RelocateReport } from './relocate.js';
 
 export type FsLike = BlockDevice | { readonly dev: BlockDevice };
 
@@ -90,17 +91,52 @@ export function rewriteFile(
 /**
  * Streaming rewrite: chunks are written through the existing mapping as they arrive; fails with
  * EXT_TOO_LARGE before writing past the allocated blocks. Metadata is written once at the end.
+ * `reserveHead: g` starts the content g blocks into the old allocation when it can (rewrite.ts,
+ * rotatedRuns) and reports the free blocks left right before it (`headFree`). The old content must
+ * then have been read g blocks ahead of what is written. headRotation picks g.
  */
 export async function rewriteFileFromChunks(
   fs: FsLike,
   ino: number,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  opts: { now?: number; onFree?: OnFree } = {},
+  opts: { now?: number; onFree?: OnFree; reserveHead?: number } = {},
 ): Promise<RewriteReport> {
   const vol = openVolume(fs);
   assertWritableVolume(vol, 'write');
   vol.onFree = opts.onFree;
-  const r = await rewriteStreamInVolume(vol, ino, chunks, nowOf(opts.now));
+  const r = await rewriteStreamInVolume(vol, ino, chunks, nowOf(opts.now), {
+    reserveHead: opts.reserveHead,
+  });
+  vol.flush();
+  afterWrite(fs);
+  return r;
+}
+
+/**
+ * The `reserveHead` that leaves `blocks` contiguous old blocks free right before a rewritten file's
+ * content (0: none can be left).
+ */
+export function headRotation(fs: FsLike, ino: number, blocks: number): number {
+  return headToReserve(openVolume(fs), ino, blocks);
+}
+
+/**
+ * Moves the data of regular files `inos` (in this order) into one free run that ends at block
+ * `end`, each file contiguous, the last one ending at `end - 1`; files that do not fit in `room`
+ * blocks before `end`, or cannot be moved, stay where they are. Contents, sizes and times do not
+ * change. See relocate.ts.
+ */
+export function relocateFiles(
+  fs: FsLike,
+  inos: number[],
+  end: number,
+  room: number,
+  opts: { onFree?: OnFree } = {},
+): RelocateReport {
+  const vol = openVolume(fs);
+  assertWritableVolume(vol, 'write');
+  vol.onFree = opts.onFree;
+  const r = relocateInVolume(vol, inos, end, room);
   vol.flush();
   afterWrite(fs);
   return r;
@@ -143,6 +179,7 @@ function nowOf(now?: number): number {
 export type { CheckReport, CheckFinding } from './check.js';
 export type { ZeroOptions, ZeroReport } from './zero.js';
 export type { RewriteReport } from './rewrite.js';
+export type { RelocateReport } from './relocate.js';
 export type { RemoveOptions, RemoveReport } from './remove.js';
 export type { GatePurpose } from './safety.js';
 export { Volume } from './volume.js';

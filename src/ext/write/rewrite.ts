@@ -54,6 +54,11 @@ export interface RewriteReport {
   oldSize: number;
   newSize: number;
   blocksFreed: number;
+  /**
+   * With `reserveHead`: the old blocks right before the new content's first block that it left free,
+   * [first block, count] (null when the file could not be rotated or the content filled them).
+   */
+  headFree?: [number, number] | null;
 }
 
 /** Per-inode refusals for rewrite (ext4-brief §15). */
@@ -140,7 +145,7 @@ function writeThrough(
   }
 }
 
-function encodeLeafEntries(node: Buffer, runs: Run[]): void {
+export function encodeLeafEntries(node: Buffer, runs: Run[]): void {
   runs.forEach((r, k) => {
     const e = 12 + 12 * k;
     setLe32(node, e, r.logical);
@@ -150,7 +155,7 @@ function encodeLeafEntries(node: Buffer, runs: Run[]): void {
   });
 }
 
-function encodeHeader(node: Buffer, entries: number, max: number, depth: number): void {
+export function encodeHeader(node: Buffer, entries: number, max: number, depth: number): void {
   setLe16(node, 0, EXT_MAGIC);
   setLe16(node, 2, entries);
   setLe16(node, 4, max);
@@ -158,10 +163,20 @@ function encodeHeader(node: Buffer, entries: number, max: number, depth: number)
   setLe32(node, 8, 0);
 }
 
-/** Frees blocks past `nBlocks` and rebuilds the extent tree compactly. Returns blocks freed. */
-function truncateExtents(vol: Volume, ino: number, raw: Buffer, map: FileMap, nBlocks: number): number {
+/**
+ * Frees blocks past `nBlocks` and rebuilds the extent tree compactly (also when nothing is freed but
+ * `remapped`). Returns blocks freed.
+ */
+function truncateExtents(
+  vol: Volume,
+  ino: number,
+  raw: Buffer,
+  map: FileMap,
+  nBlocks: number,
+  remapped = false,
+): number {
   let freed = 0;
-  let changed = false;
+  let changed = remapped;
   const kept: Run[] = [];
   for (const r of map.runs) {
     if (r.logical >= nBlocks) {
@@ -313,11 +328,12 @@ function finishTruncate(
   map: FileMap,
   newSize: number,
   now: number,
+  remapped = false,
 ): number {
   const nBlocks = Math.ceil(newSize / vol.bs);
   const freed =
     flags(raw) & FL_EXTENTS
-      ? truncateExtents(vol, ino, raw, map, nBlocks)
+      ? truncateExtents(vol, ino, raw, map, nBlocks, remapped)
       : truncateBlockMap(vol, ino, raw, nBlocks);
   const huge = vol.geo.hugeFile;
   const old512 = iBlocks512(raw, vol.bs, huge);
@@ -345,6 +361,72 @@ function padToBlocks(data: Buffer, bs: number): Buffer {
   return out;
 }
 
+/**
+ * Whether the mapping can be rotated: an extent-mapped file whose allocation covers [0, A) with no
+ * holes or unwritten extents. Returns A, or 0.
+ */
+function rotatable(raw: Buffer, map: FileMap): number {
+  if (!(flags(raw) & FL_EXTENTS)) return 0;
+  let a = 0;
+  for (const r of map.runs) {
+    if (r.unwritten || r.logical !== a) return 0;
+    a += r.length;
+  }
+  return a;
+}
+
+/**
+ * The mapping rotated by `g` blocks: logical block i goes where old block (i + g) mod A was, A the
+ * blocks allocated. New content then starts g blocks into the old allocation, and the first g old
+ * blocks are used last (only by content longer than A - g), so they stay free for something the
+ * caller wants placed right before the file. Undefined when the file cannot be rotated (see
+ * rotatable) or the rotated runs would not fit in the extent tree it has.
+ */
+function rotatedRuns(vol: Volume, raw: Buffer, map: FileMap, g: number): Run[] | undefined {
+  const a = rotatable(raw, map);
+  if (g <= 0 || g >= a) return undefined;
+  const out: Run[] = [];
+  for (const r of map.runs) {
+    const end = r.logical + r.length;
+    if (r.logical < g) out.push({ ...r, logical: r.logical + a - g, length: Math.min(end, g) - r.logical });
+    if (end > g) {
+      const from = Math.max(r.logical, g);
+      out.push({ ...r, logical: from - g, physical: r.physical + (from - r.logical), length: end - from });
+    }
+  }
+  out.sort((x, y) => x.logical - y.logical);
+  const cap = Math.floor((vol.bs - 12) / 12);
+  if (out.length > 4 && out.length > map.treeBlocks.length * cap) return undefined;
+  return out;
+}
+
+/**
+ * The smallest rotation g that leaves `n` old blocks, physically contiguous, right before where the
+ * new content starts: the first run of at least n blocks, entered n blocks deep. 0 when there is
+ * none or the file cannot be rotated.
+ */
+export function headToReserve(vol: Volume, ino: number, n: number): number {
+  const raw = checkRewritable(vol, ino);
+  const map = mapInode(vol, ino, raw);
+  map.runs.sort((a, b) => a.logical - b.logical);
+  const a = rotatable(raw, map);
+  if (n <= 0 || a === 0) return 0;
+  for (const r of map.runs) if (r.length >= n) return r.logical + n < a ? r.logical + n : 0;
+  return 0;
+}
+
+/**
+ * After a rewrite rotated by g: the old blocks right before the content's first block that are
+ * still free, as [first, count] (content longer than A - g wraps into the old head from its start).
+ */
+function freeBeforeContent(old: Run[], g: number, newBlocks: number, a: number): [number, number] | null {
+  const r = runAt(old, g);
+  if (!r || r.logical === g) return null;
+  const wrapped = Math.max(0, newBlocks - (a - g));
+  const from = Math.max(wrapped, r.logical);
+  return from < g ? [r.physical + (from - r.logical), g - from] : null;
+}
+
 /** Rewrites inode `ino` with `content` (staged in `vol`; the caller flushes). */
 export function rewriteInVolume(vol: Volume, ino: number, content: Buffer, now: number): RewriteReport {
   const raw = checkRewritable(vol, ino);
@@ -367,11 +449,16 @@ export async function rewriteStreamInVolume(
   ino: number,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   now: number,
+  opts: { reserveHead?: number } = {},
 ): Promise<RewriteReport> {
   const raw = checkRewritable(vol, ino);
   const oldSize = inodeSize(raw);
   const map = mapInode(vol, ino, raw);
   map.runs.sort((a, b) => a.logical - b.logical);
+  const g = opts.reserveHead ?? 0;
+  const old = map.runs;
+  const rotated = g > 0 ? rotatedRuns(vol, raw, map, g) : undefined;
+  if (rotated) map.runs = rotated;
   const bs = vol.bs;
   const pending: Buffer[] = [];
   let pendingLen = 0;
@@ -400,6 +487,9 @@ export async function rewriteStreamInVolume(
     if (pendingLen >= WRITE_CHUNK) drain(false);
   }
   drain(true);
-  const blocksFreed = finishTruncate(vol, ino, raw, map, total, now);
-  return { oldSize, newSize: total, blocksFreed };
+  const blocksFreed = finishTruncate(vol, ino, raw, map, total, now, rotated !== undefined);
+  if (!opts.reserveHead) return { oldSize, newSize: total, blocksFreed };
+  const a = old.reduce((n, r) => n + r.length, 0);
+  const headFree = rotated ? freeBeforeContent(old, g, Math.ceil(total / bs), a) : null;
+  return { oldSize, newSize: total, blocksFreed, headFree };
 }

@@ -310,6 +310,50 @@ export class Volume {
     this.onFree?.(start, count);
   }
 
+  /**
+   * Allocates blocks [start, start+count) (ext2fs_block_alloc_stats_range(+1)), split at group
+   * boundaries: every bit must be clear. The caller chose the run (there is no search here).
+   */
+  allocRun(start: number, count: number): void {
+    if (count <= 0) return;
+    this.checkBlock(start, 'allocated block');
+    this.checkBlock(start + count - 1, 'allocated block');
+    const geo = this.geo;
+    let b = start;
+    const end = start + count;
+    // bounded: each pass consumes at least one block
+    while (b < end) {
+      const g = this.groupOfBlock(b);
+      const groupEnd = geo.firstDataBlock + (g + 1) * geo.bpg;
+      const n = Math.min(end, groupEnd) - b;
+      const bm = this.blockBitmap(g);
+      const bit0 = b - geo.firstDataBlock - g * geo.bpg;
+      for (let i = bit0; i < bit0 + n; i++) {
+        if (bm[i >>> 3]! & (1 << (i & 7))) {
+          throw new UlfsError('EXT_BITMAP_MISMATCH', `block ${hex(b + i - bit0)} is not free`, {
+            block: b + i - bit0,
+            group: g,
+          });
+        }
+      }
+      for (let i = bit0; i < bit0 + n; i++) bm[i >>> 3] = bm[i >>> 3]! | (1 << (i & 7));
+      const d = this.desc(g);
+      this.setDescCount(
+        d,
+        BG_FREE_BLOCKS_COUNT_LO,
+        BG_FREE_BLOCKS_COUNT_HI,
+        this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) - n,
+      );
+      if (geo.gdtCsum && le16(d, BG_FLAGS) & BG_BLOCK_UNINIT) {
+        setLe16(d, BG_FLAGS, le16(d, BG_FLAGS) & ~BG_BLOCK_UNINIT);
+        this.locs[g]!.flags &= ~BG_BLOCK_UNINIT;
+      }
+      this.dirtyBbm.add(g);
+      this.dirtyGroups.add(g);
+      b += n;
+    }
+  }
+
   /** Frees one inode (ext2fs_inode_alloc_stats2(-1)). Does not touch itable_unused or INODE_UNINIT. */
   freeInode(ino: number, isDir: boolean): void {
     const g = Math.floor((ino - 1) / this.geo.ipg);
