@@ -55,15 +55,18 @@ export function fileImage(modulesDir: string): (rel: string) => ModuleImage | nu
   return (rel) => {
     const p = path.join(modulesDir, rel);
     if (!fs.existsSync(p)) return null;
-    const fd = fs.openSync(p, 'r');
-    const size = fs.fstatSync(fd).size;
     return {
-      size,
+      size: fs.statSync(p).size,
+      // One open per read: the planner reads a few pieces of each module, in any order, and nothing
+      // tells us when it is done with a file.
       read(pos, len) {
         const b = Buffer.allocUnsafe(len);
-        const n = fs.readSync(fd, b, 0, len, pos);
-        if (pos + len >= size) fs.closeSync(fd);
-        return b.subarray(0, n);
+        const fd = fs.openSync(p, 'r');
+        try {
+          return b.subarray(0, fs.readSync(fd, b, 0, len, pos));
+        } finally {
+          fs.closeSync(fd);
+        }
       },
     };
   };

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FaultDevice } from '../../src/image/fault.js';
 import type { BlockDevice } from '../../src/image/blockdev.js';
 import { isUlfsError } from '../../src/errors.js';

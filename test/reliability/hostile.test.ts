@@ -5,7 +5,6 @@
  * refuses or only reads (sha256 before/after), or a write outside the partition it works on.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { undoPath } from '../../src/image/undo.js';
 import { cli, type CliResult } from '../helpers/cli.js';

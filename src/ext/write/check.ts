@@ -7,7 +7,7 @@
  * It is not e2fsck: it checks the invariants e2fsck -fn reports on for the kind of changes this tool
  * makes, so that after a prune "check clean" and "e2fsck -fn clean" agree.
  */
-import { le16, le32 } from '../../binary/bytes.js';
+import { le32 } from '../../binary/bytes.js';
 import { isUlfsError } from '../../errors.js';
 import {
   blockBitmapCsum,
