@@ -11,8 +11,8 @@
  *   gzip       node:zlib (native, runs in libuv's threadpool); compression in parallel blocks
  *              (gzip-parallel.ts)
  *   zstd       node:zlib's zstd where the running Node has it, else zstd-napi (libzstd bindings):
- *              compression in a worker thread (zstd-napi compresses synchronously), decompression
- *              through pooled decoder contexts (see ZstdDecoder)
+ *              compression on the calling thread, in libzstd's threads at strong levels (see
+ *              ZstdCompressor), decompression through pooled decoder contexts (see ZstdDecoder)
  *   xz, lzma   lzma-native (liblzma bindings, asynchronous in the threadpool)
  *   lz4        the legacy frame and the block codec are ours (lz4legacy.ts, lz4-block.ts)
  *   bzip2      not supported (COMPRESS_UNSUPPORTED)
@@ -24,7 +24,6 @@
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { Transform, type TransformCallback, type TransformOptions } from 'node:stream';
-import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
 import { UlfsError, hex } from '../errors.js';
 import { ParallelGzip } from './gzip-parallel.js';
@@ -80,6 +79,7 @@ export interface DecompressLimits {
 export const DEFAULT_MAX_EXPANSION = 100;
 export const DEFAULT_MAX_OUTPUT = 4 * 1024 ** 3;
 const EXPANSION_SLACK = 64 << 20;
+const EMPTY = Buffer.alloc(0);
 
 interface ZlibWithZstd {
   createZstdDecompress?: () => Transform;
@@ -135,7 +135,7 @@ export function createDecompressor(c: Compression): Transform {
   }
 }
 
-/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread, except lz4 (lz4legacy.ts). */
+/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread, except lz4 (lz4legacy.ts) and zstd (ZstdCompressor). */
 export function createCompressor(c: OutputCompression | 'lzma', level?: number): Transform {
   switch (c) {
     case 'gzip':
@@ -149,7 +149,7 @@ export function createCompressor(c: OutputCompression | 'lzma', level?: number):
           params: { [k.ZSTD_c_compressionLevel!]: lvl, [k.ZSTD_c_checksumFlag!]: 1 },
         });
       }
-      return new ZstdWorkerCompressor(lvl);
+      return new ZstdCompressor(lvl);
     }
     case 'xz': {
       const lz = lzmaNative();
@@ -284,75 +284,105 @@ class ZstdDecoder extends Transform {
   }
 }
 
-/**
- * zstd compression in a worker thread: zstd-napi's stream compresses synchronously in the calling
- * thread, which would serialise decompress -> filter -> compress on one core.
- */
-const ZSTD_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { CompressStream } = require(workerData.lib);
-const cs = new CompressStream({ compressionLevel: workerData.level, checksumFlag: true, nbWorkers: workerData.threads, jobSize: workerData.threads > 1 ? 4 << 20 : undefined, overlapLog: workerData.threads > 1 ? 5 : undefined });
-cs.on('data', (d) => { const b = new Uint8Array(d); parentPort.postMessage({ t: 'out', b }, [b.buffer]); });
-cs.on('error', (e) => parentPort.postMessage({ t: 'err', m: String(e && e.message || e) }));
-cs.on('end', () => parentPort.postMessage({ t: 'end' }));
-parentPort.on('message', (m) => {
-  if (m.t === 'in') cs.write(Buffer.from(m.b.buffer, m.b.byteOffset, m.b.byteLength), () => parentPort.postMessage({ t: 'ack' }));
-  else cs.end();
-});
-`;
+type CCtx = InstanceType<ZstdBinding['CCtx']>;
+const idleCCtx: CCtx[] = [];
 
-class ZstdWorkerCompressor extends Transform {
-  private worker: Worker | undefined;
-  private pendingAck: TransformCallback | undefined;
-  private pendingEnd: TransformCallback | undefined;
+/**
+ * zstd compression through zstd-napi's binding, on the calling thread (it was a worker thread running
+ * zstd-napi's CompressStream: the thread's own isolate and the copies to and from it cost ~40 MB).
+ *
+ * Levels up to ZSTD_MT_LEVEL are compressed by the calling thread: at those speeds libzstd's worker
+ * threads buy nothing and cost 4 MiB jobs that restart the window. Filtering a 62 MB archive of
+ * shared libraries (zstd -19 input, 1/3 of the files dropped), multi-threaded -> here:
+ *   level 3  12,660,522 -> 12,014,456 bytes, 0.7-0.9 -> 0.6-0.7 s, peak RSS 107-110 -> 81-82 MB
+ *   level 9  11,287,900 -> 10,425,121 bytes, 2.0 -> 1.4 s, 127 -> 93 MB
+ *   level 12 11,210,107 -> 10,333,822 bytes, 2.5 -> 2.5 s, 184 -> 122 MB
+ * Above it, libzstd's workers compress (nbWorkers = cores) in 4 MiB jobs (a 20 MB archive splits),
+ * each reloading 1/16 of the window (overlapLog 5: 512 KiB at level 19, half the CPU of the default
+ * for 1.6 % more output). compressStream2 then only hands input to the jobs and takes output back;
+ * it blocks while every worker is busy, when the filter has nothing better to do.
+ */
+const ZSTD_MT_LEVEL = 12;
+/**
+ * A job sees its 4 MiB and the 512 KiB before it, so the tables of the strong levels (level 19:
+ * chainLog 24, hashLog 22, ~90 MB per worker) are mostly unused: capped at chainLog 21 (a binary tree
+ * over the last 1 Mi positions) and hashLog 19. Level 19, the same 62 MB archive: 9,836,408 ->
+ * 9,897,876 bytes (+0.6 %), peak RSS of the filter 305 -> 126 MB (no caps: 143; chainLog 22 and
+ * hashLog 20: 9,848,206 bytes, 143 MB). Only level 19 was measured; the caps only lower the tables
+ * of the levels above ZSTD_MT_LEVEL.
+ */
+const ZSTD_MT_CHAIN_LOG = 21;
+const ZSTD_MT_HASH_LOG = 19;
+
+class ZstdCompressor extends Transform {
+  private readonly binding: ZstdBinding;
+  private cctx: CCtx | undefined;
+  private readonly out: Buffer;
   constructor(private readonly level: number) {
     super();
+    this.binding = zstdBinding ??= require('zstd-napi/binding.js') as ZstdBinding;
+    this.out = Buffer.allocUnsafe(this.binding.cStreamOutSize());
   }
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const w = new Worker(ZSTD_WORKER, {
-      eval: true,
-      // libzstd's own threads (nbWorkers, 4 MiB jobs so that a 20 MB archive splits) use every core;
-      // this worker keeps its blocking calls off the main thread. overlapLog 5: each job reloads only
-      // the last 1/16 of the window (512 KiB at level 19) instead of all of it, which halves the CPU
-      // at level 19 (22 MB archive on 2 cores: 9.8 s -> 4.9 s) for 1.6 % more output.
-      workerData: {
-        lib: require.resolve('zstd-napi'),
-        level: this.level,
-        threads: os.availableParallelism(),
-      },
-    });
-    w.on('message', (m: { t: string; b?: Uint8Array; m?: string }) => {
-      if (m.t === 'out') this.push(Buffer.from(m.b!.buffer, m.b!.byteOffset, m.b!.byteLength));
-      else if (m.t === 'ack') {
-        const cb = this.pendingAck;
-        this.pendingAck = undefined;
-        cb?.();
-      } else if (m.t === 'end') {
-        const cb = this.pendingEnd;
-        this.pendingEnd = undefined;
-        void w.terminate();
-        cb?.();
-      } else if (m.t === 'err') this.destroy(new Error(m.m));
-    });
-    w.on('error', (e) => this.destroy(e));
-    this.worker = w;
-    return w;
-  }
+
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    const w = this.start();
-    // Copy: the caller may reuse its buffer, and the copy's memory is transferred, not cloned.
-    const b = new Uint8Array(chunk);
-    this.pendingAck = cb;
-    w.postMessage({ t: 'in', b }, [b.buffer]);
+    try {
+      this.compress(chunk, this.binding.EndDirective.continue);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    cb();
   }
   override _flush(cb: TransformCallback): void {
-    const w = this.start();
-    this.pendingEnd = cb;
-    w.postMessage({ t: 'end' });
+    try {
+      this.compress(EMPTY, this.binding.EndDirective.end);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    this.release();
+    cb();
   }
   override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
-    if (this.worker) void this.worker.terminate();
+    this.release();
     cb(err);
+  }
+
+  private start(): CCtx {
+    if (this.cctx) return this.cctx;
+    const b = this.binding;
+    // Reused: a context's memory (with its tables and threads) goes only when the GC finalises it.
+    const c = idleCCtx.pop() ?? new b.CCtx();
+    c.reset(b.ResetDirective.sessionAndParameters);
+    c.setParameter(b.CParameter.compressionLevel, this.level);
+    c.setParameter(b.CParameter.checksumFlag, 1);
+    if (this.level > ZSTD_MT_LEVEL) {
+      const threads = os.availableParallelism();
+      c.setParameter(b.CParameter.nbWorkers, threads);
+      if (threads > 1) {
+        c.setParameter(b.CParameter.jobSize, 4 << 20);
+        c.setParameter(b.CParameter.overlapLog, 5);
+      }
+      c.setParameter(b.CParameter.chainLog, ZSTD_MT_CHAIN_LOG);
+      c.setParameter(b.CParameter.hashLog, ZSTD_MT_HASH_LOG);
+    }
+    this.cctx = c;
+    return c;
+  }
+
+  private compress(src: Buffer, op: number): void {
+    const c = this.start();
+    const end = op === this.binding.EndDirective.end;
+    for (;;) {
+      const [ret, produced, consumed] = c.compressStream2(this.out, src, op);
+      if (produced > 0) this.push(Buffer.from(this.out.subarray(0, produced)));
+      src = src.subarray(consumed);
+      if (src.length === 0 && (!end || ret === 0)) return;
+    }
+  }
+
+  private release(): void {
+    if (this.cctx && idleCCtx.length === 0) idleCCtx.push(this.cctx);
+    this.cctx = undefined;
   }
 }

@@ -27,67 +27,203 @@ export function lz4CompressBound(n: number): number {
 /** Thrown for a block that breaks the format; the caller turns it into a typed error with its offset. */
 export class Lz4BlockError extends Error {}
 
+/** Matches reach at most this far back, so the decoder keeps this much decoded history. */
+const WINDOW = 1 << 16;
+/** Decoded bytes handed out at a time (at most). */
+export const LZ4_DECODE_PIECE = 256 << 10;
+
+// Where the decoder is in a sequence (its bytes can be split across input chunks anywhere).
+const TOKEN = 0;
+const LITLEN = 1; // reading the literal length's extra bytes
+const LITERALS = 2;
+const OFFSET_LO = 3; // the block may end here: its last sequence has literals only
+const OFFSET_HI = 4;
+const MATCHLEN = 5; // reading the match length's extra bytes
+const MATCH = 6;
+
 /**
- * Decodes one block into `out` (which must hold the whole decoded block) and returns the number of
- * bytes written. Every length and offset is checked against the input and the output: corrupt input
- * throws Lz4BlockError, never reads or writes out of bounds, and ends (each step consumes input).
+ * Decodes a block from its compressed bytes in any number of pieces, into a small buffer: the last
+ * 64 KiB decoded (the farthest a match reaches back) and up to LZ4_DECODE_PIECE new bytes, which the
+ * caller takes whenever it is full. So a block that decodes to 8 MiB needs neither its compressed
+ * bytes nor its decoded bytes whole in memory.
+ *
+ * Every length and offset is checked against the block's output so far and `limit`: corrupt input
+ * throws Lz4BlockError, never reads or writes out of bounds, and ends (each step consumes input or
+ * produces output).
  */
-export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
-  let ip = 0;
-  let op = 0;
-  const iend = src.length;
-  for (;;) {
-    if (ip >= iend) throw new Lz4BlockError('block ends inside a sequence');
-    const token = src[ip++]!;
-    let lit = token >>> 4;
-    if (lit === 15) {
-      let b: number;
-      do {
-        if (ip >= iend) throw new Lz4BlockError('block ends inside a literal length');
-        b = src[ip++]!;
-        lit += b;
-      } while (b === 255);
+export class Lz4BlockDecoder {
+  private readonly buf = new Uint8Array(WINDOW + LZ4_DECODE_PIECE);
+  /** Decoded bytes not yet taken: buf[start, end). Before start: history. */
+  private start = 0;
+  private end = 0;
+  /** Bytes this block has decoded to. */
+  private produced = 0;
+  private state = TOKEN;
+  private token = 0;
+  /** Literals or match bytes still to copy (or, while reading a length, its sum so far). */
+  private count = 0;
+  private offset = 0;
+
+  /** `limit`: the most a block may decode to. */
+  constructor(private readonly limit: number) {}
+
+  /** Starts a new block (the history of the previous one is out of reach: blocks are independent). */
+  begin(): void {
+    this.produced = 0;
+    this.state = TOKEN;
+  }
+
+  /** Whether the caller must take() before more can be decoded. */
+  get full(): boolean {
+    return this.end === this.buf.length;
+  }
+
+  /** The decoded bytes not yet taken (a view, valid until the next decode()); marks them taken. */
+  take(): Uint8Array {
+    const piece = this.buf.subarray(this.start, this.end);
+    this.start = this.end;
+    return piece;
+  }
+
+  /** Checks that the block's bytes ended where a block may end (after a sequence's literals). */
+  finish(): void {
+    if (this.state !== OFFSET_LO) throw new Lz4BlockError('block ends inside a sequence');
+  }
+
+  /**
+   * Decodes src[at, to) (bytes of the current block) until they are used or the buffer is full;
+   * returns where it stopped. The state lives in locals while it runs (V8 keeps them in registers).
+   */
+  decode(src: Uint8Array, at: number, to: number): number {
+    const buf = this.buf;
+    if (this.end === buf.length) {
+      if (this.start !== this.end) throw new Error('lz4 decoder: take() the decoded bytes first');
+      // Keep the last WINDOW bytes as history; the new bytes go after them.
+      buf.copyWithin(0, this.end - WINDOW, this.end);
+      this.start = this.end = WINDOW;
     }
-    if (ip + lit > iend) throw new Lz4BlockError('literals run past the end of the block');
-    if (op + lit > out.length) throw new Lz4BlockError('block decodes to more than its size');
-    if (lit > 32) {
-      out.set(src.subarray(ip, ip + lit), op);
-      ip += lit;
-      op += lit;
-    } else for (const end = ip + lit; ip < end;) out[op++] = src[ip++]!; // short: no subarray
-    if (ip === iend) return op; // the last sequence: literals only
-    if (ip + 2 > iend) throw new Lz4BlockError('block ends inside a match offset');
-    const offset = src[ip]! | (src[ip + 1]! << 8);
-    ip += 2;
-    if (offset === 0 || offset > op)
-      throw new Lz4BlockError(`match offset ${offset} points before the block`);
-    let len = token & 15;
-    if (len === 15) {
-      let b: number;
-      do {
-        if (ip >= iend) throw new Lz4BlockError('block ends inside a match length');
-        b = src[ip++]!;
-        len += b;
-      } while (b === 255);
-    }
-    len += LZ4_MIN_MATCH;
-    if (op + len > out.length) throw new Lz4BlockError('block decodes to more than its size');
-    const from = op - offset;
-    if (len <= 32) {
-      // Short (most matches): byte by byte, which also repeats an overlapping run correctly.
-      for (let i = 0; i < len; i++) out[op + i] = out[from + i]!;
-    } else if (offset >= len) out.copyWithin(op, from, from + len);
-    else {
-      // Overlapping: the match repeats the last `offset` bytes. Copy what is already there, which
-      // doubles the repeated run each time, so that no copy overlaps its own source.
-      for (let done = 0; done < len;) {
-        const n = Math.min(offset + done, len - done);
-        out.copyWithin(op + done, from, from + n);
-        done += n;
+    let ip = at;
+    let op = this.end;
+    const cap = buf.length;
+    let { state, token, count, offset } = this;
+    let produced = this.produced;
+    const limit = this.limit;
+    run: for (;;) {
+      switch (state) {
+        case TOKEN: {
+          if (ip >= to) break run;
+          token = src[ip++]!;
+          count = token >>> 4;
+          state = count === 15 ? LITLEN : LITERALS;
+          if (state === LITERALS && produced + count > limit)
+            throw new Lz4BlockError('block decodes to more than its size');
+          break;
+        }
+        case LITLEN: {
+          if (ip >= to) break run;
+          const b = src[ip++]!;
+          count += b;
+          if (b !== 255) {
+            if (produced + count > limit) throw new Lz4BlockError('block decodes to more than its size');
+            state = LITERALS;
+          }
+          break;
+        }
+        case LITERALS: {
+          const n = Math.min(count, to - ip, cap - op);
+          if (n > 32) {
+            buf.set(src.subarray(ip, ip + n), op);
+            ip += n;
+            op += n;
+          } else for (const e = ip + n; ip < e;) buf[op++] = src[ip++]!;
+          count -= n;
+          produced += n;
+          if (count > 0) break run; // out of input or of room
+          state = OFFSET_LO;
+          break;
+        }
+        case OFFSET_LO: {
+          if (ip >= to) break run;
+          offset = src[ip++]!;
+          state = OFFSET_HI;
+          break;
+        }
+        case OFFSET_HI: {
+          if (ip >= to) break run;
+          offset |= src[ip++]! << 8;
+          if (offset === 0 || offset > produced)
+            throw new Lz4BlockError(`match offset ${offset} points before the block`);
+          count = token & 15;
+          state = count === 15 ? MATCHLEN : MATCH;
+          if (state === MATCH) {
+            count += LZ4_MIN_MATCH;
+            if (produced + count > limit) throw new Lz4BlockError('block decodes to more than its size');
+          }
+          break;
+        }
+        case MATCHLEN: {
+          if (ip >= to) break run;
+          const b = src[ip++]!;
+          count += b;
+          if (b !== 255) {
+            count += LZ4_MIN_MATCH;
+            if (produced + count > limit) throw new Lz4BlockError('block decodes to more than its size');
+            state = MATCH;
+          }
+          break;
+        }
+        case MATCH: {
+          const n = Math.min(count, cap - op);
+          const from = op - offset;
+          if (n <= 32) {
+            // Short (most matches): byte by byte, which also repeats an overlapping run correctly.
+            for (let i = 0; i < n; i++) buf[op + i] = buf[from + i]!;
+          } else if (offset >= n) buf.copyWithin(op, from, from + n);
+          else {
+            // Overlapping: the match repeats the last `offset` bytes. Copy what is already there,
+            // which doubles the repeated run each time, so that no copy overlaps its own source.
+            for (let done = 0; done < n;) {
+              const k = Math.min(offset + done, n - done);
+              buf.copyWithin(op + done, from, from + k);
+              done += k;
+            }
+          }
+          op += n;
+          count -= n;
+          produced += n;
+          if (count > 0) break run; // out of room
+          state = TOKEN;
+          break;
+        }
       }
     }
-    op += len;
+    this.state = state;
+    this.token = token;
+    this.count = count;
+    this.offset = offset;
+    this.produced = produced;
+    this.end = op;
+    return ip;
   }
+}
+
+/**
+ * Decodes one whole block into `out` (which must hold the whole decoded block) and returns the number
+ * of bytes written; errors as Lz4BlockDecoder's.
+ */
+export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
+  const d = new Lz4BlockDecoder(out.length);
+  let at = 0;
+  let n = 0;
+  for (;;) {
+    at = d.decode(src, at, src.length);
+    const piece = d.take();
+    out.set(piece, n);
+    n += piece.length;
+    if (at === src.length && !d.full) break;
+  }
+  d.finish();
+  return n;
 }
 
 /** Writes a length's extra bytes (255 each while more follows) at op; returns the new op. */

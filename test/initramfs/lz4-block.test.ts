@@ -10,6 +10,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { createLz4LegacyDecoder, createLz4LegacyEncoder } from '../../src/initramfs/index.js';
 import {
+  Lz4BlockDecoder,
   Lz4BlockError,
   Lz4Compressor,
   lz4CompressBound,
@@ -62,6 +63,32 @@ describe('lz4 block codec', () => {
     );
   });
 
+  it('decodes a block fed in pieces of any size, its output taken whenever full (fast-check)', () => {
+    // Over 320 KiB decoded: the decoder's buffer fills and slides, with matches reaching back
+    // across the slide (sample() repeats from 65-70 KB back).
+    const data = sample(400_000, 5);
+    const block = new Uint8Array(lz4CompressBound(data.length));
+    const n = new Lz4Compressor(16).compress(data, block);
+    const src = block.subarray(0, n);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 20 }), (sizes) => {
+        const d = new Lz4BlockDecoder(data.length);
+        d.begin();
+        const parts: Buffer[] = [];
+        for (let at = 0, i = 0; at < n; i++) {
+          const end = Math.min(n, at + sizes[i % sizes.length]!);
+          while (at < end || d.full) {
+            at = d.decode(src, at, end);
+            parts.push(Buffer.from(d.take()));
+          }
+        }
+        d.finish();
+        expect(Buffer.concat(parts).equals(data)).toBe(true);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('the native lz4 reads our legacy frames, and we read its -1 and -9 frames', async () => {
     const data = sample(9 << 20); // two blocks: a full 8 MiB one and a short one
     for (const level of [1, 9]) {
@@ -70,6 +97,11 @@ describe('lz4 block codec', () => {
       const theirs = run('lz4', ['-l', `-${level}`, '-c'], data);
       const back = await buffer(Readable.from([theirs]).pipe(createLz4LegacyDecoder()));
       expect(back.equals(data), `lz4 -${level}`).toBe(true);
+      // Fed in pieces that split blocks, sequences and the 4-byte words anywhere.
+      const pieces = [];
+      for (let at = 0; at < theirs.length; at += 65_537) pieces.push(theirs.subarray(at, at + 65_537));
+      const back2 = await buffer(Readable.from(pieces).pipe(createLz4LegacyDecoder()));
+      expect(back2.equals(data), `lz4 -${level} in pieces`).toBe(true);
     }
   });
 
