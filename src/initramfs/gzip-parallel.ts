@@ -101,6 +101,11 @@ function deflateBlock(
       level,
       memLevel: 9,
       ...(dictionary ? { dictionary } : {}),
+      // Every write ends a deflate block (Z_BLOCK): one zlib call per piece, not a write and a flush.
+      flush: zlib.constants.Z_BLOCK,
+      // Room for a whole block's output: with the default 16 KiB, every 16 KiB of output costs a
+      // trip back to the main thread for a new buffer before zlib can go on.
+      chunkSize: GZIP_BLOCK,
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
     });
     const out: Buffer[] = [];
@@ -110,7 +115,6 @@ function deflateBlock(
     let from = 0;
     for (const at of deflateSplits(input)) {
       z.write(input.subarray(from, at));
-      z.flush(zlib.constants.Z_BLOCK);
       from = at;
     }
     z.end(input.subarray(from));
