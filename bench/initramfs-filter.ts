@@ -13,10 +13,13 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { filterInitramfs, listInitramfs } from '../src/initramfs/index.js';
 import { getInitramfs, TOOL_ENV } from '../test/fixtures/initramfs-images.js';
+import { cacheDir } from '../test/fixtures/kernel.js';
 
 const KEEP = 40;
 const zstdLevel = Number(process.env.ZSTD_LEVEL ?? 19);
-const flavor = fs.existsSync(path.join(os.homedir(), '.cache/ulfs-offline/unpacked/6.1.0-56-amd64/.complete'))
+// The full kernel's MODULES=most initramfs (~130 MB) when its package is cached (bench/prune.ts
+// caches it), else the cloud kernel's (~50 MB).
+const flavor = fs.readdirSync(cacheDir()).some((f) => /^linux-image-6\.1\.0-\d+-amd64_.*\.deb$/.test(f))
   ? 'full'
   : 'cloud';
 const which = process.argv.slice(2).length ? process.argv.slice(2) : ['gzip', 'zstd'];
