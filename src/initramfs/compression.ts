@@ -155,14 +155,12 @@ export function createCompressor(c: OutputCompression | 'lzma', level?: number):
       const lz = lzmaNative();
       return lz.createStream('streamEncoder', {
         check: lz.CHECK_CRC32,
-        filters: [
-          { id: lz.FILTER_LZMA2, options: { preset: level ?? DEFAULT_LEVEL.xz, dict_size: 1 << 20 } },
-        ],
+        filters: [{ id: lz.FILTER_LZMA2, options: lzmaOptions(lz, level ?? DEFAULT_LEVEL.xz) }],
       });
     }
     case 'lzma': {
       const lz = lzmaNative();
-      return lz.createStream('aloneEncoder', { preset: level ?? DEFAULT_LEVEL.xz, dict_size: 1 << 20 });
+      return lz.createStream('aloneEncoder', lzmaOptions(lz, level ?? DEFAULT_LEVEL.xz));
     }
     case 'lz4':
       return createLz4LegacyEncoder(level ?? DEFAULT_LEVEL.lz4);
@@ -175,6 +173,35 @@ interface LzmaNative {
   createStream(coder: string, options: Record<string, unknown>): Transform;
   CHECK_CRC32: number;
   FILTER_LZMA2: number;
+  MODE_FAST: number;
+  MODE_NORMAL: number;
+  MF_HC3: number;
+  MF_HC4: number;
+  MF_BT4: number;
+}
+
+/** The kernel's initramfs dictionary: `xz --lzma2=dict=1MiB`. */
+const XZ_DICT = 1 << 20;
+
+/**
+ * The LZMA options of xz preset `level` (0-9; xz(1), "Custom compressor filter chains": presets 0-3
+ * are the fast mode with hash chains, 4-9 the normal mode with binary trees), with a 1 MiB dictionary.
+ * Spelled out because lzma-native applies `preset` after every other field: a preset with a
+ * dictionary size (which it reads as `dictSize`) wrote the preset's own dictionary, 8 MiB at level 6.
+ */
+function lzmaOptions(lz: LzmaNative, level: number): Record<string, number> {
+  const l = Math.min(9, Math.max(0, Math.trunc(level)));
+  const fast = l <= 3;
+  return {
+    dictSize: XZ_DICT,
+    lc: 3,
+    lp: 0,
+    pb: 2,
+    mode: fast ? lz.MODE_FAST : lz.MODE_NORMAL,
+    mf: l === 0 ? lz.MF_HC3 : fast ? lz.MF_HC4 : lz.MF_BT4,
+    niceLen: fast ? (l <= 1 ? 128 : 273) : l === 4 ? 16 : l === 5 ? 32 : 64,
+    depth: fast ? [4, 8, 24, 48][l]! : 0,
+  };
 }
 let lzmaModule: LzmaNative | undefined;
 function lzmaNative(): LzmaNative {

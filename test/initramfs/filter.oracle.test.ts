@@ -105,6 +105,24 @@ describe('filterInitramfs against GNU cpio and the native decompressors', () => 
     }
   });
 
+  it('writes xz with a 1 MiB dictionary at every level, the default (6) included', async () => {
+    // Level 1's own dictionary is 1 MiB; 0 has 256 KiB, 6 and 9 have 8 and 64 MiB.
+    const input = nativeCompress('gzip', archive);
+    for (const level of [0, undefined, 9]) {
+      const { output, done } = filterInitramfs(chunked(input, 65536), {
+        decide: () => 'keep',
+        compression: 'xz',
+        level,
+      });
+      const out = await collect(output);
+      await done;
+      const info = nativeDecompressInfo(out);
+      expect(info, `level ${level}`).toMatch(/--lzma2=dict=1MiB/);
+      expect(info).toMatch(/CRC32/);
+      expect(nativeDecompress('xz', out).equals(archive)).toBe(true);
+    }
+  });
+
   it('replace: new contents, sizes and (crc format) checksums', async () => {
     const crc = cpioOf(tree, 'crc');
     const { output, done } = filterInitramfs(chunked(crc, 777), {
