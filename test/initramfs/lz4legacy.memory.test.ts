@@ -53,6 +53,7 @@ async function readSlowly(stream: Readable): Promise<{ bytes: Buffer; largest: n
   return { bytes: Buffer.concat(got), largest };
 }
 
+/** Random 4-bit bytes (xorshift32): lz4 finds almost nothing to match. */
 function noise(size: number): Buffer {
   const data = Buffer.alloc(size);
   let x = 2463534242;
@@ -94,14 +95,7 @@ describe('lz4 legacy codec memory', () => {
   });
 
   it('no buffer is left behind by 12 encodes (after 12 more) of an 8 MiB block that hardly compresses', async () => {
-    const data = Buffer.alloc(8 * MiB);
-    let x = 2463534242;
-    for (let i = 0; i < data.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      data[i] = (x >>> 8) & 0x0f;
-    }
+    const data = noise(8 * MiB);
     const encode = async (): Promise<Buffer> => buffer(Readable.from([data]).pipe(createLz4LegacyEncoder(1)));
     // Buffers still held after a full GC (RSS is too noisy in a test worker for a 64 MiB bound):
     // lz4-napi's compress kept each ~8 MiB output, ~100 MiB here.

@@ -264,49 +264,7 @@ export class Volume {
    */
   freeRun(start: number, count: number): void {
     if (count <= 0) return;
-    this.checkBlock(start, 'freed block');
-    this.checkBlock(start + count - 1, 'freed block');
-    const geo = this.geo;
-    let b = start;
-    const end = start + count;
-    // bounded: each pass consumes at least one block
-    while (b < end) {
-      const g = this.groupOfBlock(b);
-      const groupEnd = geo.firstDataBlock + (g + 1) * geo.bpg;
-      const n = Math.min(end, groupEnd) - b;
-      const bm = this.blockBitmap(g);
-      const bit0 = b - geo.firstDataBlock - g * geo.bpg;
-      for (let i = bit0; i < bit0 + n; i++) {
-        const byte = bm[i >>> 3]!;
-        const mask = 1 << (i & 7);
-        if (!(byte & mask)) {
-          throw new UlfsError(
-            'EXT_BITMAP_MISMATCH',
-            `block ${hex(b + i - bit0)} is in use by an inode but free in the bitmap of group ${g}`,
-            {
-              block: b + i - bit0,
-              group: g,
-            },
-          );
-        }
-        bm[i >>> 3] = byte & ~mask;
-      }
-      const d = this.desc(g);
-      this.setDescCount(
-        d,
-        BG_FREE_BLOCKS_COUNT_LO,
-        BG_FREE_BLOCKS_COUNT_HI,
-        this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) + n,
-      );
-      if (geo.gdtCsum && le16(d, BG_FLAGS) & BG_BLOCK_UNINIT) {
-        // the synthesized bitmap becomes real: it must be written and the flag cleared
-        setLe16(d, BG_FLAGS, le16(d, BG_FLAGS) & ~BG_BLOCK_UNINIT);
-        this.locs[g]!.flags &= ~BG_BLOCK_UNINIT;
-      }
-      this.dirtyBbm.add(g);
-      this.dirtyGroups.add(g);
-      b += n;
-    }
+    this.updateRun(start, count, false);
     this.onFree?.(start, count);
   }
 
@@ -316,8 +274,14 @@ export class Volume {
    */
   allocRun(start: number, count: number): void {
     if (count <= 0) return;
-    this.checkBlock(start, 'allocated block');
-    this.checkBlock(start + count - 1, 'allocated block');
+    this.updateRun(start, count, true);
+  }
+
+  /** Sets (allocate) or clears the bits of [start, start+count) and the free counts, group by group. */
+  private updateRun(start: number, count: number, allocate: boolean): void {
+    const what = allocate ? 'allocated block' : 'freed block';
+    this.checkBlock(start, what);
+    this.checkBlock(start + count - 1, what);
     const geo = this.geo;
     let b = start;
     const end = start + count;
@@ -328,23 +292,32 @@ export class Volume {
       const n = Math.min(end, groupEnd) - b;
       const bm = this.blockBitmap(g);
       const bit0 = b - geo.firstDataBlock - g * geo.bpg;
+      // every bit checked before any is changed
       for (let i = bit0; i < bit0 + n; i++) {
-        if (bm[i >>> 3]! & (1 << (i & 7))) {
-          throw new UlfsError('EXT_BITMAP_MISMATCH', `block ${hex(b + i - bit0)} is not free`, {
-            block: b + i - bit0,
-            group: g,
-          });
+        if (((bm[i >>> 3]! & (1 << (i & 7))) !== 0) === allocate) {
+          const block = b + i - bit0;
+          throw new UlfsError(
+            'EXT_BITMAP_MISMATCH',
+            allocate
+              ? `block ${hex(block)} is not free`
+              : `block ${hex(block)} is in use by an inode but free in the bitmap of group ${g}`,
+            { block, group: g },
+          );
         }
       }
-      for (let i = bit0; i < bit0 + n; i++) bm[i >>> 3] = bm[i >>> 3]! | (1 << (i & 7));
+      for (let i = bit0; i < bit0 + n; i++) {
+        const mask = 1 << (i & 7);
+        bm[i >>> 3] = allocate ? bm[i >>> 3]! | mask : bm[i >>> 3]! & ~mask;
+      }
       const d = this.desc(g);
       this.setDescCount(
         d,
         BG_FREE_BLOCKS_COUNT_LO,
         BG_FREE_BLOCKS_COUNT_HI,
-        this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) - n,
+        this.descCount(d, BG_FREE_BLOCKS_COUNT_LO, BG_FREE_BLOCKS_COUNT_HI) + (allocate ? -n : n),
       );
       if (geo.gdtCsum && le16(d, BG_FLAGS) & BG_BLOCK_UNINIT) {
+        // the synthesized bitmap becomes real: it must be written and the flag cleared
         setLe16(d, BG_FLAGS, le16(d, BG_FLAGS) & ~BG_BLOCK_UNINIT);
         this.locs[g]!.flags &= ~BG_BLOCK_UNINIT;
       }
