@@ -104,6 +104,7 @@ export const CATALOGUE = {
   COMPRESS_CORRUPT: 'corrupt',
   COMPRESS_BOMB: 'corrupt',
   COMPRESS_UNSUPPORTED: 'unsupported',
+  COMPRESS_UNAVAILABLE: 'unsupported',
   CPIO_BAD_MAGIC: 'corrupt',
   CPIO_BAD_HEADER: 'corrupt',
   CPIO_TRUNCATED: 'corrupt',

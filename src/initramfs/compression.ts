@@ -106,6 +106,23 @@ export function compressionError(c: Compression, e: unknown, offset?: number): U
   );
 }
 
+/**
+ * Loads a native codec binding. A failure (package missing, or built for another Node) is
+ * COMPRESS_UNAVAILABLE, not a corrupt stream: the archive may be fine.
+ */
+export function loadNative<T>(name: string, what: string): T {
+  try {
+    return require(name) as T;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    throw new UlfsError(
+      'COMPRESS_UNAVAILABLE',
+      `${what} support needs the ${name.split('/')[0]} package, which could not be loaded: ${msg}`,
+      { module: name, cause: msg },
+    );
+  }
+}
+
 /** A streaming decoder for `c`. Errors are raw library errors; wrap with compressionError. */
 export function createDecompressor(c: Compression): Transform {
   switch (c) {
@@ -205,7 +222,7 @@ function lzmaOptions(lz: LzmaNative, level: number): Record<string, number> {
 }
 let lzmaModule: LzmaNative | undefined;
 function lzmaNative(): LzmaNative {
-  lzmaModule ??= require('lzma-native') as LzmaNative;
+  lzmaModule ??= loadNative<LzmaNative>('lzma-native', 'xz and lzma');
   return lzmaModule;
 }
 
@@ -268,7 +285,7 @@ class ZstdDecoder extends Transform {
   private readonly binding: ZstdBinding;
   constructor() {
     super();
-    this.binding = zstdBinding ??= require('zstd-napi/binding.js') as ZstdBinding;
+    this.binding = zstdBinding ??= loadNative<ZstdBinding>('zstd-napi/binding.js', 'zstd');
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     const b = this.binding;
@@ -347,7 +364,7 @@ class ZstdCompressor extends Transform {
   private readonly out: Buffer;
   constructor(private readonly level: number) {
     super();
-    this.binding = zstdBinding ??= require('zstd-napi/binding.js') as ZstdBinding;
+    this.binding = zstdBinding ??= loadNative<ZstdBinding>('zstd-napi/binding.js', 'zstd');
     this.out = Buffer.allocUnsafe(this.binding.cStreamOutSize());
   }
 

@@ -4,6 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { UlfsError, type ErrorCode } from '../../src/errors.js';
 import { filterInitramfs, listInitramfs } from '../../src/initramfs/index.js';
 import { chunked, collect, cpioOf, makeTree, nativeCompress } from './util.js';
+import { loadNative } from '../../src/initramfs/compression.js';
+import { codeAndMessageOf } from '../helpers/errors.js';
 
 const tree = makeTree({ 'a/b.ko': 'B'.repeat(2000), 'a/c': 'ccc', 'd/e': 'e' });
 const archive = cpioOf(tree, 'newc');
@@ -89,5 +91,13 @@ describe('bad input gives typed errors, no hang', () => {
     const t = Date.now();
     await expectCode(bomb, 'COMPRESS_BOMB', 1 << 16);
     expect(Date.now() - t).toBeLessThan(20_000);
+  });
+});
+
+describe('a native codec that cannot be loaded', () => {
+  it('is COMPRESS_UNAVAILABLE with one line naming the package, not a corrupt stream', () => {
+    expect(codeAndMessageOf(() => loadNative('ulfs-no-such-codec/binding.js', 'zstd'))).toMatch(
+      /^COMPRESS_UNAVAILABLE: zstd support needs the ulfs-no-such-codec package, which could not be loaded: [^\n]+$/,
+    );
   });
 });
