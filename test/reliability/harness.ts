@@ -98,8 +98,12 @@ export type Verdict = 'restored' | 'complete' | 'untouched';
  * image is either untouched, or the prune committed (the crash hit zeroing or later) and then the
  * root fs must be e2fsck-clean and hold exactly what a fault-free prune leaves (`expected`).
  */
-export function judgeCrash(image: string, expected: Map<string, string>, what: string): Verdict {
-  const original = sampleSha();
+export function judgeCrash(
+  image: string,
+  expected: Map<string, string>,
+  what: string,
+  original = sampleSha(),
+): Verdict {
   if (fs.existsSync(undoPath(image))) {
     undo(image);
     expect(sha256(fs.readFileSync(image)), `${what}: undo did not restore the original`).toBe(original);
