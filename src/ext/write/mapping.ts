@@ -8,7 +8,7 @@
  * Block map (§5.2): i_block[0..11] direct, [12] IND, [13] DIND, [14] TIND; bs/4 u32 per indirect block.
  * Walks are bounded: depth ≤ 5, entries ≤ max, blocks in range, no tree block visited twice.
  */
-import { le16, le32, hiLo } from '../../binary/bytes.js';
+import { le16, le32, hiLo, setLe16, setLe32 } from '../../binary/bytes.js';
 import { UlfsError, hex } from '../../errors.js';
 import type { Volume } from './volume.js';
 
@@ -70,6 +70,13 @@ export function inodeSize(raw: Uint8Array, largedir = false): number {
 export function iBlocks512(raw: Uint8Array, bs: number, hugeFile: boolean): number {
   const v = hugeFile ? hiLo(le16(raw, I_BLOCKS_HI), le32(raw, I_BLOCKS_LO)) : le32(raw, I_BLOCKS_LO);
   return hugeFile && flags(raw) & FL_HUGE_FILE ? v * (bs / 512) : v;
+}
+
+/** Sets i_blocks from a count in 512-byte units (the inverse of iBlocks512). */
+export function setIBlocks512(raw: Uint8Array, bs: number, hugeFile: boolean, v512: number): void {
+  const stored = hugeFile && flags(raw) & FL_HUGE_FILE ? v512 / (bs / 512) : v512;
+  setLe32(raw, I_BLOCKS_LO, stored % 0x1_0000_0000);
+  if (hugeFile) setLe16(raw, I_BLOCKS_HI, Math.floor(stored / 0x1_0000_0000));
 }
 
 /** Kernel ext4_inode_is_fast_symlink: a symlink whose i_blocks, less the xattr block, are zero. */

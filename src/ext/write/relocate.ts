@@ -11,7 +11,6 @@
  * with no FL_HUGE_FILE qualify; others are skipped.
  */
 import { UlfsError } from '../../errors.js';
-import { setLe16, setLe32 } from '../../binary/bytes.js';
 import {
   EXT_INIT_MAX_LEN,
   flags,
@@ -19,11 +18,10 @@ import {
   FL_HUGE_FILE,
   I_BLOCK,
   I_BLOCK_SIZE,
-  I_BLOCKS_HI,
-  I_BLOCKS_LO,
   iBlocks512,
   inodeSize,
   mapInode,
+  setIBlocks512,
 } from './mapping.js';
 import { checkRewritable, encodeHeader, encodeLeafEntries } from './rewrite.js';
 import type { Volume } from './volume.js';
@@ -125,8 +123,11 @@ function moveFile(vol: Volume, ino: number, k: number, dest: number): void {
   encodeHeader(root, 1, 4, 0);
   encodeLeafEntries(root, [{ logical: 0, physical: dest, length: k, unwritten: false }]);
   root.copy(raw, I_BLOCK);
-  const new512 = iBlocks512(raw, bs, vol.geo.hugeFile) + (k - oldBlocks) * (bs / 512);
-  setLe32(raw, I_BLOCKS_LO, new512 % 0x1_0000_0000);
-  if (vol.geo.hugeFile) setLe16(raw, I_BLOCKS_HI, Math.floor(new512 / 0x1_0000_0000));
+  setIBlocks512(
+    raw,
+    bs,
+    vol.geo.hugeFile,
+    iBlocks512(raw, bs, vol.geo.hugeFile) + (k - oldBlocks) * (bs / 512),
+  );
   vol.writeInode(ino);
 }

@@ -24,15 +24,12 @@ import {
   FL_APPEND,
   FL_ENCRYPT,
   FL_EXTENTS,
-  FL_HUGE_FILE,
   FL_IMMUTABLE,
   FL_INLINE_DATA,
   FL_VERITY,
   generation,
   I_BLOCK,
   I_BLOCK_SIZE,
-  I_BLOCKS_HI,
-  I_BLOCKS_LO,
   I_CTIME,
   I_MTIME,
   I_SIZE_HIGH,
@@ -41,6 +38,7 @@ import {
   inodeSize,
   mapInode,
   S_IFREG,
+  setIBlocks512,
   type FileMap,
   type Run,
 } from './mapping.js';
@@ -342,9 +340,7 @@ function finishTruncate(
     throw new UlfsError('EXT_BAD_INODE', `inode ${ino}: i_blocks ${old512} is less than the blocks it maps`, {
       ino,
     });
-  const stored = huge && flags(raw) & FL_HUGE_FILE ? new512 / (vol.bs / 512) : new512;
-  setLe32(raw, I_BLOCKS_LO, stored % 0x1_0000_0000);
-  if (huge) setLe16(raw, I_BLOCKS_HI, Math.floor(stored / 0x1_0000_0000));
+  setIBlocks512(raw, vol.bs, huge, new512);
   setLe32(raw, I_SIZE_LO, newSize % 0x1_0000_0000);
   setLe32(raw, I_SIZE_HIGH, Math.floor(newSize / 0x1_0000_0000));
   setLe32(raw, I_MTIME, now);
