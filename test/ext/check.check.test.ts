@@ -11,6 +11,7 @@ import { checkFs } from '../../src/ext/write/index.js';
 import { fsSeed, setGroupDescCsum, setXattrBlockCsum } from '../../src/ext/checksums.js';
 import { cli } from '../helpers/cli.js';
 import { debugfs, e2fsck, mkfs, setXattr, tmpDir, writeFragmented, type Img } from './writer-fixtures.js';
+import { fileBlocks } from '../helpers/images.js';
 
 let dir: string;
 const bases: Record<string, Img> = {};
@@ -54,11 +55,9 @@ function patch(p: string, pos: number, f: (b: Buffer) => void, len = 4): void {
 
 /** First data block of a path (debugfs `blocks`). */
 function firstBlock(img: Img, p: string): number {
-  const line = debugfs(img.spec, [`blocks ${p}`])
-    .split('\n')
-    .find((l) => /^\d+/.test(l));
-  if (!line) throw new Error(`no blocks for ${p}`);
-  return Number(line.split(/\s+/)[0]);
+  const first = fileBlocks(img.spec, p)[0];
+  if (first === undefined) throw new Error(`no blocks for ${p}`);
+  return first;
 }
 
 /** Re-checksums group descriptor g after a direct edit (so only the counter itself is wrong). */

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { FileDevice, SliceDevice } from '../../src/image/blockdev.js';
 import { checkFs, headRotation, relocateFiles, rewriteFileFromChunks } from '../../src/ext/write/index.js';
 import { pseudoRandom } from '../fixtures/ext-images.js';
+import { fileBlocks } from '../helpers/images.js';
 import { debugfs, e2fsck, inoOf, mkfs, tmpDir, writeFragmented, type Img } from './writer-fixtures.js';
 
 let dir: string;
@@ -42,13 +43,7 @@ function dump(img: Img, p: string): Buffer {
   return fs.readFileSync(out);
 }
 
-/** Physical blocks of a file, in logical order (holes skipped), from debugfs. */
-function blocksOf(img: Img, p: string): number[] {
-  return debugfs(img.spec, [`blocks ${p}`])
-    .split(/\s+/)
-    .filter((w) => /^\d+$/.test(w))
-    .map(Number);
-}
+const blocksOf = (img: Img, p: string): number[] => fileBlocks(img.spec, p);
 
 function expectClean(img: Img, dev: FileDevice, what: string): void {
   const r = e2fsck(img.spec);

@@ -25,6 +25,14 @@ export function sh(cmd: string, args: string[], input?: string): string {
  * The journal inode's blocks from `debugfs stat <8>`: its data blocks in logical order (block 0 is
  * the journal superblock) and its indirect (IND/DIND/TIND) blocks, for block-mapped journals.
  */
+/** Physical blocks of a file in logical order, holes skipped (debugfs `blocks`). */
+export function fileBlocks(spec: string, p: string): number[] {
+  return sh('debugfs', ['-R', `blocks ${p}`, spec])
+    .split(/\s+/)
+    .filter((w) => /^\d+$/.test(w))
+    .map(Number);
+}
+
 export function journalLayout(spec: string): { data: number[]; indirect: number[] } {
   const stat = sh('debugfs', ['-R', 'stat <8>', spec]);
   // The block list follows "EXTENTS:" (extent-mapped) or "BLOCKS:" (block-mapped).

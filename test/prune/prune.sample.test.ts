@@ -9,7 +9,16 @@ import * as crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { TOOL_ENV } from '../fixtures/initramfs-images.js';
 import { cli } from '../helpers/cli.js';
-import { SAMPLE_USED, fileSha, journalLayout, rdump, sh, tempDir, unpackSample } from '../helpers/images.js';
+import {
+  SAMPLE_USED,
+  fileBlocks,
+  fileSha,
+  journalLayout,
+  rdump,
+  sh,
+  tempDir,
+  unpackSample,
+} from '../helpers/images.js';
 import { e2fsckClean } from '../fixtures/ext-images.js';
 import { expectPrunedInitramfs, expectPrunedRoot } from '../helpers/prune-oracle.js';
 
@@ -143,11 +152,7 @@ describe('prune rewriting an initramfs in place while reading it', () => {
       .split('\n')
       .filter((n) => n.includes(marker) && /\.ko/.test(n));
     expect(mods.length).toBeGreaterThan(0);
-    const blocks = (p: string): number[] =>
-      sh('debugfs', ['-R', `blocks ${p}`, img.spec])
-        .split(/\s+/)
-        .filter((w) => /^\d+$/.test(w))
-        .map(Number);
+    const blocks = (p: string): number[] => fileBlocks(img.spec, p);
     const run = mods.flatMap((n) =>
       blocks(`/usr/lib/modules/${img.version}/${n.slice(n.indexOf(marker) + marker.length)}`),
     );

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'vitest';
 import { TOOL_ENV } from '../fixtures/initramfs-images.js';
-import { sh } from '../helpers/images.js';
+import { fileBlocks, sh } from '../helpers/images.js';
 import { crashSweep } from './crash-sweep.js';
 import { SAMPLE_OFFSET, writeSample } from './harness.js';
 
@@ -46,7 +46,7 @@ function make(file: string): void {
 /** The block right before the archive belongs to a kept module file: the move happened. */
 function afterReference(image: string): void {
   const spec = `${image}?offset=${SAMPLE_OFFSET}`;
-  const first = Number(/(\d+)/.exec(sh('debugfs', ['-R', `blocks ${INITRD}`, spec]))![1]);
+  const first = fileBlocks(spec, INITRD)[0]!;
   const ino = /\t(\d+)\s*$/m.exec(sh('debugfs', ['-R', `icheck ${first - 1}`, spec]))![1];
   expect(sh('debugfs', ['-R', `ncheck ${ino}`, spec])).toMatch(
     new RegExp(`/usr/lib/modules/${VERSION}/.*\\.ko`),
