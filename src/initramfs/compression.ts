@@ -341,22 +341,30 @@ const idleCCtx: CCtx[] = [];
  *   level 3  12,660,522 -> 12,014,456 bytes, 0.7-0.9 -> 0.6-0.7 s, peak RSS 107-110 -> 81-82 MB
  *   level 9  11,287,900 -> 10,425,121 bytes, 2.0 -> 1.4 s, 127 -> 93 MB
  *   level 12 11,210,107 -> 10,333,822 bytes, 2.5 -> 2.5 s, 184 -> 122 MB
- * Above it, libzstd's workers compress (nbWorkers = cores) in 4 MiB jobs (a 20 MB archive splits),
- * each reloading 1/16 of the window (overlapLog 5: 512 KiB at level 19, half the CPU of the default
- * for 1.6 % more output). compressStream2 then only hands input to the jobs and takes output back;
- * it blocks while every worker is busy, when the filter has nothing better to do.
+ * Above it, libzstd's workers compress (nbWorkers = cores) in 1 MiB jobs, each starting from the
+ * 1 MiB of input before it (overlapLog 6). compressStream2 then only hands input to the jobs and
+ * takes output back; it blocks while every worker is busy, when the filter has nothing better to do.
  */
 const ZSTD_MT_LEVEL = 12;
 /**
- * A job sees its 4 MiB and the 512 KiB before it, so the tables of the strong levels (level 19:
- * chainLog 24, hashLog 22, ~90 MB per worker) are mostly unused: capped at chainLog 21 (a binary tree
- * over the last 1 Mi positions) and hashLog 19. Level 19, the same 62 MB archive: 9,836,408 ->
- * 9,897,876 bytes (+0.6 %), peak RSS of the filter 305 -> 126 MB (no caps: 143; chainLog 22 and
- * hashLog 20: 9,848,206 bytes, 143 MB). Only level 19 was measured; the caps only lower the tables
- * of the levels above ZSTD_MT_LEVEL.
+ * Memory of the multi-threaded levels. libzstd's input ring holds (workers + 3) jobs and its output
+ * pool about as many, so RSS grows with the job size; each worker's match tables are capped at
+ * chainLog 20 and hashLog 18 (level 19 asks for 24 and 22, ~90 MB per worker, for a window a job
+ * never fills). Level 19, measured on 2 cores (bench/initramfs-rss.ts 100 zstd 19: filter peak RSS;
+ * bench/initramfs-filter.ts zstd: the pruned Debian initramfs, `zstd -19` writes 6,845,731 bytes):
+ *   4 MiB jobs, overlapLog 5, caps 21/19: 124 MB, 6,929,805 bytes, 3.9 s
+ *   2 MiB jobs, overlapLog 5, caps 20/18: 102 MB, 6,965,447 bytes, 4.1 s
+ *   1 MiB jobs, overlapLog 5, caps 20/18:  91 MB, 6,977,145 bytes, 3.8 s
+ *   1 MiB jobs, overlapLog 6, caps 20/18:  92 MB, 6,961,035 bytes, 4.4 s  <- these
+ *   1 MiB jobs, overlapLog 6, caps 21/19: 6,941,159 bytes, 5.1 s, 10 MB more
+ * (the native pipeline: 12-15 s). The caps only lower the tables of the levels above ZSTD_MT_LEVEL.
  */
-const ZSTD_MT_CHAIN_LOG = 21;
-const ZSTD_MT_HASH_LOG = 19;
+const ZSTD_MT_JOB_SIZE = 1 << 20;
+const ZSTD_MT_OVERLAP_LOG = 6;
+const ZSTD_MT_CHAIN_LOG = 20;
+const ZSTD_MT_HASH_LOG = 18;
+/** Each worker adds its tables (~6 MB) and two jobs' buffers: 4 keep the filter near 100 MB. */
+const ZSTD_MT_MAX_WORKERS = 4;
 
 class ZstdCompressor extends Transform {
   private readonly binding: ZstdBinding;
@@ -401,11 +409,13 @@ class ZstdCompressor extends Transform {
     c.setParameter(b.CParameter.compressionLevel, this.level);
     c.setParameter(b.CParameter.checksumFlag, 1);
     if (this.level > ZSTD_MT_LEVEL) {
-      const threads = os.availableParallelism();
-      c.setParameter(b.CParameter.nbWorkers, threads);
-      if (threads > 1) {
-        c.setParameter(b.CParameter.jobSize, 4 << 20);
-        c.setParameter(b.CParameter.overlapLog, 5);
+      // One core: no workers (a lone worker would only add its buffers). Memory grows with the
+      // workers, so at most ZSTD_MT_MAX_WORKERS.
+      const workers = Math.min(os.availableParallelism(), ZSTD_MT_MAX_WORKERS);
+      if (workers > 1) {
+        c.setParameter(b.CParameter.nbWorkers, workers);
+        c.setParameter(b.CParameter.jobSize, ZSTD_MT_JOB_SIZE);
+        c.setParameter(b.CParameter.overlapLog, ZSTD_MT_OVERLAP_LOG);
       }
       c.setParameter(b.CParameter.chainLog, ZSTD_MT_CHAIN_LOG);
       c.setParameter(b.CParameter.hashLog, ZSTD_MT_HASH_LOG);
