@@ -37,6 +37,42 @@ const PAGE_SHIFT = 16; // 64 KiB pages index the pending writes for reads
 /** Granularity of recording: originals are saved in whole, aligned 4 KiB chunks of the image. */
 export const CHUNK = 4096;
 
+/**
+ * Memory for one batch: the original bytes read for the undo log and the copies of pending writes,
+ * handed out in order from slabs kept from batch to batch and all given back by sync(). Fresh memory
+ * costs a page fault per 4 KiB on first touch (about 15 µs on the VMs measured), and a prune logs
+ * about 13 MB of originals and writes as much: allocating both anew each batch, and concatenating the
+ * log's records, cost ~9,000 faults. Slabs beyond ARENA_KEEP are dropped at reset (the rootfs batch
+ * holds all of its deletions at once).
+ */
+const ARENA_SLAB = 4 << 20;
+const ARENA_KEEP = 8;
+
+class BatchArena {
+  private readonly slabs: Buffer[] = [];
+  private slab = 0;
+  private used = 0;
+
+  /** n bytes, valid until reset(); larger requests than a slab get their own buffer. */
+  take(n: number): Buffer {
+    if (n > ARENA_SLAB) return Buffer.allocUnsafeSlow(n);
+    if (this.slab < this.slabs.length && this.used + n > ARENA_SLAB) {
+      this.slab++;
+      this.used = 0;
+    }
+    if (this.slab === this.slabs.length) this.slabs.push(Buffer.allocUnsafeSlow(ARENA_SLAB));
+    const b = this.slabs[this.slab]!.subarray(this.used, this.used + n);
+    this.used += n;
+    return b;
+  }
+
+  reset(): void {
+    this.slab = 0;
+    this.used = 0;
+    this.slabs.length = Math.min(this.slabs.length, ARENA_KEEP);
+  }
+}
+
 interface Pending {
   pos: number;
   data: Buffer;
@@ -81,6 +117,8 @@ export class JournaledDevice implements BlockDevice {
   private pending: Pending[] = [];
   private pageIndex = new Map<number, number[]>();
   private pendingTotal = 0;
+  /** Where newRecords' and pending's bytes live until the next sync(). */
+  private readonly arena = new BatchArena();
   private failed: unknown = null;
   private closed = false;
 
@@ -185,7 +223,8 @@ export class JournaledDevice implements BlockDevice {
         return;
       }
     }
-    const copy = Buffer.from(data);
+    const copy = this.arena.take(data.length);
+    copy.set(data);
     const idx = this.pending.length;
     this.pending.push({ pos, data: copy });
     this.pendingTotal += copy.length;
@@ -217,7 +256,9 @@ export class JournaledDevice implements BlockDevice {
         const endChunk = need ? c + 1 : c;
         const off = runStart * CHUNK;
         const n = Math.min(endChunk * CHUNK, this.file.size) - off;
-        this.newRecords.push({ offset: off, data: this.file.read(off, n) });
+        const data = this.arena.take(n);
+        this.file.readInto(data, off);
+        this.newRecords.push({ offset: off, data });
         runStart = -1;
       }
     }
@@ -236,6 +277,7 @@ export class JournaledDevice implements BlockDevice {
       this.pending = [];
       this.pageIndex.clear();
       this.pendingTotal = 0;
+      this.arena.reset(); // nothing refers to the batch's bytes any more
       this.dev.sync();
     } catch (e) {
       this.failed = e;
