@@ -135,9 +135,20 @@ describe('undo log round trips', () => {
     const j = new JournaledDevice(new FileDevice(file, 'rw'));
     try {
       const batches: [number, number][][] = [
-        [[0, 3 << 20], [(3 << 20) + 100, 3 << 20], [7 << 20, 5 << 20]], // 11 MiB, one write > slab
-        [[1 << 20, 2 << 20], [9 << 20, 4 << 20], [13 << 20, 1 << 20]], // rewrites: overlaid pending
-        [[5 << 20, 64 << 10], [6 << 20, 3 << 20]],
+        [
+          [0, 3 << 20],
+          [(3 << 20) + 100, 3 << 20],
+          [7 << 20, 5 << 20],
+        ], // 11 MiB, one write > slab
+        [
+          [1 << 20, 2 << 20],
+          [9 << 20, 4 << 20],
+          [13 << 20, 1 << 20],
+        ], // rewrites: overlaid pending
+        [
+          [5 << 20, 64 << 10],
+          [6 << 20, 3 << 20],
+        ],
       ];
       let seed = 1;
       for (const batch of batches) {
