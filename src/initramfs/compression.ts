@@ -342,7 +342,7 @@ const idleCCtx: CCtx[] = [];
  *   level 9  11,287,900 -> 10,425,121 bytes, 2.0 -> 1.4 s, 127 -> 93 MB
  *   level 12 11,210,107 -> 10,333,822 bytes, 2.5 -> 2.5 s, 184 -> 122 MB
  * Above it, libzstd's workers compress (nbWorkers = cores) in 1 MiB jobs, each starting from the
- * 1 MiB of input before it (overlapLog 6). compressStream2 then only hands input to the jobs and
+ * 512 KiB of input before it (overlapLog 5). compressStream2 then only hands input to the jobs and
  * takes output back; it blocks while every worker is busy, when the filter has nothing better to do.
  */
 const ZSTD_MT_LEVEL = 12;
@@ -354,13 +354,14 @@ const ZSTD_MT_LEVEL = 12;
  * bench/initramfs-filter.ts zstd: the pruned Debian initramfs, `zstd -19` writes 6,845,731 bytes):
  *   4 MiB jobs, overlapLog 5, caps 21/19: 124 MB, 6,929,805 bytes, 3.9 s
  *   2 MiB jobs, overlapLog 5, caps 20/18: 102 MB, 6,965,447 bytes, 4.1 s
- *   1 MiB jobs, overlapLog 5, caps 20/18:  91 MB, 6,977,145 bytes, 3.8 s
- *   1 MiB jobs, overlapLog 6, caps 20/18:  92 MB, 6,961,035 bytes, 4.4 s  <- these
+ *   1 MiB jobs, overlapLog 5, caps 20/18:  91 MB, 6,977,145 bytes, 3.8-4.5 s, 7.1-7.2 CPU s  <- these
+ *   1 MiB jobs, overlapLog 6, caps 20/18:  92 MB, 6,961,035 bytes, 4.2-6.4 s, 7.8-10.6 CPU s
  *   1 MiB jobs, overlapLog 6, caps 21/19: 6,941,159 bytes, 5.1 s, 10 MB more
- * (the native pipeline: 12-15 s). The caps only lower the tables of the levels above ZSTD_MT_LEVEL.
+ * (the native pipeline: 12-16 s; the bigger prefix costs a third more CPU for 0.2 % less output).
+ * The caps only lower the tables of the levels above ZSTD_MT_LEVEL.
  */
 const ZSTD_MT_JOB_SIZE = 1 << 20;
-const ZSTD_MT_OVERLAP_LOG = 6;
+const ZSTD_MT_OVERLAP_LOG = 5;
 const ZSTD_MT_CHAIN_LOG = 20;
 const ZSTD_MT_HASH_LOG = 18;
 /** Each worker adds its tables (~6 MB) and two jobs' buffers: 4 keep the filter near 100 MB. */
