@@ -212,10 +212,14 @@ export async function applyPlan(
   try {
     const rootFs = extOf(plan.root);
     const rootfs = await time('rootfs', () => {
-      const paths = [...plan.removeFiles];
-      if (plan.usedInImage) paths.push(plan.usedInImage);
       const onFree = onFreeIn(plan.root);
-      const r = removePaths(rootFs, paths, { pruneEmptyDirs: true, onFree });
+      const r = removePaths(rootFs, plan.removeFiles, { pruneEmptyDirs: true, onFree });
+      if (plan.usedInImage) {
+        // On its own and without pruning: its directory (/root) stays even when it held nothing else.
+        const c = removePaths(rootFs, [plan.usedInImage], { onFree });
+        r.removedFiles += c.removedFiles;
+        r.bytesFreed += c.bytesFreed;
+      }
       let written = 0;
       for (const [path, data] of plan.indexWrites) {
         rewriteFile(rootFs, rootFs.lookup(path), data, { onFree });
