@@ -52,7 +52,7 @@ import {
   validateSuperblock,
 } from './superblock.js';
 import { MAX_SYMLINK_HOPS, SYMLINK_MAX, isFastSymlink } from './symlink.js';
-import { walkTree, type WalkEntry } from './walk.js';
+import { walkTree, walkTypes, type TypedEntry, type WalkEntry } from './walk.js';
 import { decodeInodeXattrs } from './xattr.js';
 
 export type { Extent, Mapping } from './mapping.js';
@@ -661,6 +661,12 @@ export class ExtFs {
   walk(path: string): Generator<WalkEntry> {
     const ino = this.lookup(path, { follow: true });
     return walkTree(this, path, ino);
+  }
+
+  /** walk() with the type of each entry but no inode read where the directory entry gives it. */
+  walkTypes(path: string): Generator<TypedEntry> {
+    const ino = this.lookup(path, { follow: true });
+    return walkTypes(this, path, ino);
   }
 
   // ---- state ----

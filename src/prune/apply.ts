@@ -151,7 +151,7 @@ function placement(
   const kept = new Set<string>();
   for (const k of plan.modules.kept) {
     kept.add(k.path);
-    blocks += Math.ceil((plan.tree.sizes.get(k.path) ?? 0) / fs.blockSize);
+    blocks += Math.ceil(plan.tree.sizeOf(k.path) / fs.blockSize);
   }
   const rotation = headRotation(fs, ino, blocks);
   if (rotation === 0) return null;
@@ -214,6 +214,7 @@ export async function applyPlan(
     const rootfs = await time('rootfs', () => {
       const onFree = onFreeIn(plan.root);
       const r = removePaths(rootFs, plan.removeFiles, { pruneEmptyDirs: true, onFree });
+      plan.removeBytes = r.bytesRemoved;
       if (plan.usedInImage) {
         // On its own and without pruning: its directory (/root) stays even when it held nothing else.
         const c = removePaths(rootFs, [plan.usedInImage], { onFree });

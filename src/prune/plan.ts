@@ -76,6 +76,10 @@ export interface PrunePlan {
   modules: ModulePlan;
   /** Absolute paths in the root fs. */
   removeFiles: string[];
+  /**
+   * Bytes of those files: read from their inodes for a dry run; otherwise counted as they are
+   * removed (0 until then), which spares the plan an inode read per module file.
+   */
   removeBytes: number;
   /** Index files to rewrite in the root fs: absolute path -> new bytes. */
   indexWrites: Map<string, Buffer>;
@@ -205,7 +209,7 @@ export async function planPrune(
   warnings.push(...modules.warnings);
 
   const removeFiles = modules.remove.map((rel) => `${tree.dir}/${rel}`);
-  const removeBytes = modules.remove.reduce((n, rel) => n + (tree.sizes.get(rel) ?? 0), 0);
+  const removeBytes = opts.dryRun ? modules.remove.reduce((n, rel) => n + tree.sizeOf(rel), 0) : 0;
   const indexWrites = new Map<string, Buffer>();
   for (const [file, data] of Object.entries(modules.indexes)) {
     if (!tree.indexes[file]?.equals(data)) indexWrites.set(`${tree.dir}/${file}`, data);

@@ -167,6 +167,7 @@ export function debugfsTree(spec: string, dumpDir: string): Map<string, NodeInfo
 /** The same tree read through ExtFs.walk. */
 export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
   const out = new Map<string, NodeInfo>();
+  const walked: string[] = [];
   for (const e of x.walk('/')) {
     const s = e.stat;
     const n: NodeInfo = { ino: e.ino, mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, links: s.links };
@@ -180,7 +181,12 @@ export function extFsTree(x: ExtFs): Map<string, NodeInfo> {
       n.meta = [...m.metaBlocks].sort((a, b) => a - b).join(',');
     }
     out.set(e.path, n);
+    walked.push(`${e.path} ${e.ino} ${s.type}`);
   }
+  // walkTypes lists the same entries with the same types (from the directory entries where they say).
+  const typed = [...x.walkTypes('/')].map((e) => `${e.path} ${e.ino} ${e.type}`);
+  if (typed.join('\n') !== walked.join('\n'))
+    throw new Error(`walkTypes differs from walk: ${typed.length} vs ${walked.length}`);
   return out;
 }
 

@@ -20,6 +20,7 @@ import {
   unpackSample,
 } from '../helpers/images.js';
 import { e2fsckClean } from '../fixtures/ext-images.js';
+import { prune } from '../../src/prune/prune.js';
 import { expectPrunedInitramfs, expectPrunedRoot } from '../helpers/prune-oracle.js';
 
 let dir: string;
@@ -280,6 +281,22 @@ describe('prune refusals and non-destructive modes', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/dry run: would remove 33 module files/);
     expect(fileSha(img.path)).toBe(sha);
+  });
+
+  it('counts the bytes it removes alike in a dry run (from the inodes) and a real one (as it removes)', async () => {
+    const img = unpackSample(fs.mkdtempSync(path.join(dir, 'b-')));
+    const used = [{ name: SAMPLE_USED, text: fs.readFileSync(SAMPLE_USED) }];
+    const dry = await prune(img.path, { used, dryRun: true });
+    // Independently: the sizes debugfs reports for the files the plan lists.
+    let sum = 0;
+    for (const f of dry.plan.rootfs.files) {
+      const st = sh('debugfs', ['-R', `stat ${f}`, `${img.path}?offset=${img.offset}`]);
+      sum += Number(/Size: (\d+)/.exec(st)![1]);
+    }
+    expect(dry.plan.rootfs.removeBytes).toBe(sum);
+    expect(sum).toBeGreaterThan(0);
+    const real = await prune(img.path, { used });
+    expect(real.plan.rootfs.removeBytes).toBe(dry.plan.rootfs.removeBytes);
   });
 
   it('--output leaves the input untouched and writes a pruned sparse copy', async () => {

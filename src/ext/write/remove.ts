@@ -24,6 +24,7 @@ import {
   I_CTIME,
   I_LINKS_COUNT,
   I_MTIME,
+  inodeSize,
   links,
   mapInode,
   S_IFDIR,
@@ -43,6 +44,8 @@ export interface RemoveReport {
   inodesFreed: number;
   blocksFreed: number;
   bytesFreed: number;
+  /** Sum of the sizes (i_size) of the non-directories unlinked. */
+  bytesRemoved: number;
 }
 
 export interface RemoveOptions {
@@ -65,6 +68,7 @@ export class Remover {
     inodesFreed: 0,
     blocksFreed: 0,
     bytesFreed: 0,
+    bytesRemoved: 0,
   };
   readonly now: number;
   /** Directories an entry was removed from (candidates for pruning). */
@@ -162,6 +166,7 @@ export class Remover {
       throw new UlfsError('EXT_IS_A_DIRECTORY', `${path} is a directory`, { path });
     removeEntry(this.vol, dir, name);
     this.touchDir(dir.ino);
+    this.report.bytesRemoved += inodeSize(raw);
     const n = links(raw);
     if (n > 1) {
       setLe16(raw, I_LINKS_COUNT, n - 1);
