@@ -161,6 +161,28 @@ export function encodeHeader(node: Buffer, entries: number, max: number, depth: 
   setLe32(node, 8, 0);
 }
 
+/** Entries of an extent tree block (leaf or index): 12-byte header, 12-byte entries. */
+function leafCapacity(bs: number): number {
+  return Math.floor((bs - 12) / 12);
+}
+
+/**
+ * The compact tree truncateExtents builds for `extents` leaf entries: up to 4 in the inode itself
+ * (no tree block); else full leaf blocks, under the inode (depth 1) or under index blocks (depth 2).
+ */
+function treeShape(extents: number, bs: number): { leaves: number; indexes: number } {
+  if (extents <= 4) return { leaves: 0, indexes: 0 };
+  const cap = leafCapacity(bs);
+  const leaves = Math.ceil(extents / cap);
+  return { leaves, indexes: leaves <= 4 ? 0 : Math.ceil(leaves / cap) };
+}
+
+/** Whether that tree fits in the `treeBlocks` blocks the file already has (and in depth 2). */
+function treeFits(extents: number, bs: number, treeBlocks: number): boolean {
+  const { leaves, indexes } = treeShape(extents, bs);
+  return indexes <= 4 && leaves + indexes <= treeBlocks;
+}
+
 /**
  * Frees blocks past `nBlocks` and rebuilds the extent tree compactly (also when nothing is freed but
  * `remapped`). Returns blocks freed.
@@ -191,7 +213,7 @@ function truncateExtents(
   }
   if (!changed) return 0;
   kept.sort((a, b) => a.logical - b.logical);
-  const cap = Math.floor((vol.bs - 12) / 12);
+  const cap = leafCapacity(vol.bs);
   const root = Buffer.alloc(I_BLOCK_SIZE);
   const tree = map.treeBlocks;
   let reused = 0;
@@ -199,9 +221,8 @@ function truncateExtents(
     encodeHeader(root, kept.length, 4, 0);
     encodeLeafEntries(root, kept);
   } else {
-    const leaves = Math.ceil(kept.length / cap);
-    const indexes = leaves <= 4 ? 0 : Math.ceil(leaves / cap);
-    if (indexes > 4 || leaves + indexes > tree.length) {
+    const { leaves, indexes } = treeShape(kept.length, vol.bs);
+    if (!treeFits(kept.length, vol.bs, tree.length)) {
       throw new UlfsError(
         'EXT_UNSUPPORTED',
         `inode ${ino}: ${kept.length} extents would need ${leaves + indexes} tree blocks at depth ${indexes ? 2 : 1}, ` +
@@ -391,9 +412,8 @@ function rotatedRuns(vol: Volume, raw: Buffer, map: FileMap, g: number): Run[] |
     }
   }
   out.sort((x, y) => x.logical - y.logical);
-  const cap = Math.floor((vol.bs - 12) / 12);
-  if (out.length > 4 && out.length > map.treeBlocks.length * cap) return undefined;
-  return out;
+  // The content may fill every rotated run, so the tree truncateExtents builds must hold them all.
+  return treeFits(out.length, vol.bs, map.treeBlocks.length) ? out : undefined;
 }
 
 /**
