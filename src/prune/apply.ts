@@ -39,7 +39,7 @@ import {
 import { filterInitramfs, type CpioEntryInfo, type Decision } from '../initramfs/index.js';
 import { UlfsError } from '../errors.js';
 import { inInitramfs, recordDecisions, type PrunePlan, type PruneOptions } from './plan.js';
-import { InitramfsPruner } from './initramfs-pruner.js';
+import { InitramfsPruner, treePrefixOf } from './initramfs-pruner.js';
 import type { FsEntry } from './discover.js';
 
 export interface ApplyResult {
@@ -155,16 +155,15 @@ function placement(
   }
   const rotation = headRotation(fs, ino, blocks);
   if (rotation === 0) return null;
-  const marker = `modules/${ip.version}/`;
   const inArchive: string[] = [];
   return {
     rotation,
     seen: (name) => {
-      const at = name.indexOf(marker);
-      if (at >= 0) {
-        const rel = name.slice(at + marker.length);
-        if (kept.has(rel)) inArchive.push(rel);
-      }
+      // Where the pruner finds the kernel's tree (lib/modules/V/ or usr/lib/modules/V/).
+      const prefix = treePrefixOf(name, ip.version);
+      if (prefix === null) return;
+      const rel = name.slice(prefix.length);
+      if (kept.has(rel)) inArchive.push(rel);
     },
     modules: () =>
       [...new Set(inArchive)].flatMap((rel) => {

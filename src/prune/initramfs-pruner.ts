@@ -25,7 +25,7 @@ import { binWriteOrder } from './modtree.js';
 const INDEX_RE = /^modules\.[A-Za-z0-9_.]+$/;
 
 /** Finds where the kernel's module tree sits in an initramfs: `lib/modules/V/` or `usr/lib/modules/V/`. */
-function treePrefixOf(name: string, version: string): string | null {
+export function treePrefixOf(name: string, version: string): string | null {
   const marker = `lib/modules/${version}/`;
   const i = name.indexOf(marker);
   if (i < 0) return null;
