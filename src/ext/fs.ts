@@ -13,6 +13,7 @@
  */
 import { Readable } from 'node:stream';
 import { isZero } from '../binary/bytes.js';
+import type { ChunkPool } from '../binary/chunk-pool.js';
 import { UlfsError, bound, hex } from '../errors.js';
 import type { BlockDevice } from '../image/blockdev.js';
 import * as csum from './checksums.js';
@@ -604,8 +605,11 @@ export class ExtFs {
     return this.readData(inode, inode.size);
   }
 
-  /** File contents in chunks of about `chunkSize` bytes (rounded to blocks), holes as zeros. */
-  *fileChunks(ino: number, chunkSize = CHUNK_SIZE): Generator<Buffer> {
+  /**
+   * File contents in chunks of about `chunkSize` bytes (rounded to blocks), holes as zeros. With a
+   * pool (of chunkSize buffers) the chunks are read into its buffers: hand each back when done.
+   */
+  *fileChunks(ino: number, chunkSize = CHUNK_SIZE, pool?: ChunkPool): Generator<Buffer> {
     const inode = this.regularFile(ino);
     if (inode.flags & INODE_FLAGS.INLINE_DATA) {
       yield this.inlineData(inode);
@@ -615,10 +619,10 @@ export class ExtFs {
       yield Buffer.from(this.readlinkInode(inode), 'utf8');
       return;
     }
-    yield* this.chunksOf(inode, chunkSize, inode.size);
+    yield* this.chunksOf(inode, chunkSize, inode.size, pool);
   }
 
-  private *chunksOf(inode: Inode, chunkSize: number, size: number): Generator<Buffer> {
+  private *chunksOf(inode: Inode, chunkSize: number, size: number, pool?: ChunkPool): Generator<Buffer> {
     const bs = this._sb.blockSize;
     const cb = Math.max(1, Math.floor(chunkSize / bs)); // blocks per chunk
     const nBlocks = Math.ceil(size / bs);
@@ -634,7 +638,8 @@ export class ExtFs {
         const e = exts[j]!;
         if (!e.unwritten) covered += Math.min(l + n, e.logical + e.length) - Math.max(l, e.logical);
       }
-      const buf = covered === n ? Buffer.allocUnsafe(n * bs) : Buffer.alloc(n * bs);
+      const buf = pool?.size === n * bs ? pool.get() : Buffer.allocUnsafe(n * bs);
+      if (covered < n) buf.fill(0);
       for (let k = ei; k < j; k++) {
         const e = exts[k]!;
         if (e.unwritten) continue;
@@ -651,8 +656,8 @@ export class ExtFs {
    * The file as a stream of Buffers, one per chunk. Object mode, so that a consumer iterating it gets
    * each chunk as read (a byte-mode Readable concatenates whatever it has buffered: one more copy).
    */
-  createReadStream(ino: number, chunkSize = CHUNK_SIZE): Readable {
-    return Readable.from(this.fileChunks(ino, chunkSize), { objectMode: true, highWaterMark: 2 });
+  createReadStream(ino: number, chunkSize = CHUNK_SIZE, pool?: ChunkPool): Readable {
+    return Readable.from(this.fileChunks(ino, chunkSize, pool), { objectMode: true, highWaterMark: 2 });
   }
 
   // ---- trees ----

@@ -93,31 +93,36 @@ export async function readCpioEntry(r: ByteReader, limits: EntryLimits = {}): Pr
   }
   // A copy (a few hundred bytes): a view would keep the whole input chunk it sits in alive for as
   // long as the entry is held (removed directories are remembered to the end of the archive).
-  const raw = Buffer.from(r.take(headLen));
+  const raw = r.takeCopy(headLen);
   const nameBytes = raw.subarray(CPIO_HEADER_SIZE, CPIO_HEADER_SIZE + header.nameSize - 1);
   if (raw[CPIO_HEADER_SIZE + header.nameSize - 1] !== 0) {
     throw new UlfsError('CPIO_BAD_HEADER', `cpio name at ${hex(offset)} is not NUL-terminated`, { offset });
   }
   const name = nameBytes.toString('utf8');
   const dataLen = pad4(header.fileSize);
-  if (!(await r.fill(dataLen))) {
-    throw new UlfsError(
+  const truncated = (): UlfsError =>
+    new UlfsError(
       'CPIO_TRUNCATED',
       `cpio data of ${JSON.stringify(name)} at ${hex(offset)} (filesize ${hex(header.fileSize)}) runs past the end of the archive`,
       { offset, name, fileSize: header.fileSize },
     );
-  }
   // GNU cpio sums regular files only (symlink targets get check 0).
   const verify = header.format === 'crc' && (limits.verifyCrc ?? true) && (header.mode & S_IFMT) === S_IFREG;
   let data: Buffer[] = [];
   let dataPad = EMPTY;
   let sum = 0;
   if (limits.wantData && !limits.wantData(header, name)) {
-    r.skip(header.fileSize, verify ? (part) => (sum = (sum + cpioChecksum(part)) >>> 0) : undefined);
-    r.skip(dataLen - header.fileSize);
+    // Read past as it streams in: a large dropped file is never held whole.
+    const sumPart = verify ? (part: Buffer) => (sum = (sum + cpioChecksum(part)) >>> 0) : undefined;
+    if (
+      !(await r.skipStreaming(header.fileSize, sumPart)) ||
+      !(await r.skipStreaming(dataLen - header.fileSize))
+    )
+      throw truncated();
   } else {
+    if (!(await r.fill(dataLen))) throw truncated();
     data = r.takeParts(header.fileSize);
-    dataPad = Buffer.from(r.take(dataLen - header.fileSize)); // 0-3 bytes: a copy, as for raw
+    dataPad = r.takeCopy(dataLen - header.fileSize); // 0-3 bytes: a copy, as for raw
     if (verify) for (const part of data) sum = (sum + cpioChecksum(part)) >>> 0;
   }
   if (verify) {

@@ -248,19 +248,25 @@ export class ExpansionGuard extends Transform {
   consumed(n: number): void {
     this.inBytes += n;
   }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.outBytes += chunk.length;
+  /** Counts `n` more decoded bytes; throws COMPRESS_BOMB past the limits. */
+  produced(n: number): void {
+    this.outBytes += n;
     if (
       this.outBytes > this.maxOutput ||
       this.outBytes > this.inBytes * this.maxExpansion + EXPANSION_SLACK
     ) {
-      cb(
-        new UlfsError(
-          'COMPRESS_BOMB',
-          `${this.compression} stream expands to over ${hex(this.outBytes)} bytes from ${hex(this.inBytes)}: over the limit (ratio ${this.maxExpansion}, cap ${hex(this.maxOutput)})`,
-          { compression: this.compression, inBytes: this.inBytes, outBytes: this.outBytes },
-        ),
+      throw new UlfsError(
+        'COMPRESS_BOMB',
+        `${this.compression} stream expands to over ${hex(this.outBytes)} bytes from ${hex(this.inBytes)}: over the limit (ratio ${this.maxExpansion}, cap ${hex(this.maxOutput)})`,
+        { compression: this.compression, inBytes: this.inBytes, outBytes: this.outBytes },
       );
+    }
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.produced(chunk.length);
+    } catch (e) {
+      cb(e as Error);
       return;
     }
     cb(null, chunk);

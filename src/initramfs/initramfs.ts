@@ -15,7 +15,7 @@
  * KEEP_ORIGINAL_BYTES) until the first change, and written instead of the recompressed stream when no
  * change came.
  */
-import { Readable, pipeline, type Transform } from 'node:stream';
+import { Readable, pipeline, type Duplex, type Transform } from 'node:stream';
 import { UlfsError, hex } from '../errors.js';
 import { readCpioEntry, type CpioEntry, type EntryLimits } from './archive.js';
 import {
@@ -38,6 +38,8 @@ import {
 } from './filter.js';
 import { ByteReader, type ByteInput } from './reader.js';
 import { collectGarbage } from './gc.js';
+import { ChunkPool } from '../binary/chunk-pool.js';
+import { REUSE_CHUNK, gunzipReusing } from './gunzip-reuse.js';
 
 export type { CpioEntryInfo, Decision } from './filter.js';
 
@@ -57,6 +59,12 @@ export interface FilterOptions {
   maxOutput?: number;
   /** Largest single entry accepted (default 1 GiB). */
   maxEntrySize?: number;
+  /**
+   * The input lends its chunks: each one the filter is done with (read past, nothing of it kept) is
+   * handed back here, to be read into again (e.g. ChunkPool.put). Chunks never handed back are the
+   * filter's to keep.
+   */
+  recycleInput?: (chunk: Buffer) => void;
 }
 
 export interface SegmentInfo {
@@ -207,6 +215,8 @@ interface SegmentHooks {
   output?: { target: (c: Compression) => OutputCompression | 'lzma'; level?: number };
   limits: EntryLimits & { maxExpansion?: number; maxOutput?: number };
   segments: SegmentInfo[];
+  /** The input's chunks are lent: see FilterOptions.recycleInput. */
+  recycleInput?: (chunk: Buffer) => void;
   /** Called when a segment starts; returns a per-segment context. */
   startSegment(info: SegmentInfo): { changed(): boolean };
   outputCompression(index: number, c: Compression): void;
@@ -214,7 +224,7 @@ interface SegmentHooks {
 
 /** The whole file: yields output chunks (filter) and fills hooks.segments. */
 async function* walkFile(input: ByteInput, hooks: SegmentHooks): AsyncGenerator<Buffer> {
-  const r = new ByteReader(input);
+  const r = new ByteReader(input, { recycle: hooks.recycleInput });
   try {
     let index = 0;
     for (let s = 0; s < MAX_ARCHIVES; s++) {
@@ -291,12 +301,8 @@ async function* compressedSegment(
     maxExpansion: hooks.limits.maxExpansion,
     maxOutput: hooks.limits.maxOutput,
   });
-  let decoder: Transform;
-  try {
-    decoder = createDecompressor(c);
-  } catch (e) {
-    throw compressionError(c, e, start);
-  }
+  // Input chunks held for the unchanged case (`original`): never handed back.
+  const held = new WeakSet<ArrayBufferLike>();
   async function* source(): AsyncGenerator<Buffer> {
     for await (const b of r.rest()) {
       guard.consumed(b.length);
@@ -304,23 +310,48 @@ async function* compressedSegment(
         if (seg.changed() || originalBytes + b.length > KEEP_ORIGINAL_BYTES) original = undefined;
         else {
           original.push(b);
+          held.add(b.buffer);
           originalBytes += b.length;
         }
       }
       yield b;
     }
   }
-  const decoded = pipeline(Readable.from(source(), { objectMode: false }), decoder, guard, () => {});
-  const inner = new ByteReader(decoded);
+  const inputDone = (b: Buffer): void => {
+    if (!held.has(b.buffer)) r.release(b);
+  };
+  // gzip decodes into reused buffers where node's zlib allows it (gunzip-reuse.ts), else a stream.
+  const pool = c === 'gzip' ? new ChunkPool(REUSE_CHUNK) : null;
+  const reusing = pool && gunzipReusing(source(), pool, guard, inputDone);
+  let decoded: AsyncIterable<Buffer>;
+  let stream: Duplex | undefined;
+  if (reusing) decoded = reusing;
+  else {
+    let decoder: Transform;
+    try {
+      decoder = createDecompressor(c);
+    } catch (e) {
+      throw compressionError(c, e, start);
+    }
+    decoded = stream = pipeline(Readable.from(source(), { objectMode: false }), decoder, guard, () => {});
+  }
+  const inner = new ByteReader(decoded, reusing ? { recycle: (b) => pool!.put(b) } : {});
   const counts = { archives: 0, entries: 0 };
   let decodedBytes = 0;
-  const countDecoded = (b: Buffer): void => {
-    // Every GC_EVERY decoded bytes, free the decoder's dead output buffers (gc.ts).
-    const n = Math.floor((decodedBytes + b.length) / GC_EVERY);
-    if (n > Math.floor(decodedBytes / GC_EVERY)) collectGarbage(n % MAJOR_GC_EVERY === 0 ? 'major' : 'minor');
-    decodedBytes += b.length;
+  let encodedBytes = 0;
+  let garbage = 0;
+  // Every GC_EVERY bytes of buffers that die here, free them (gc.ts): the decoder's output (with a
+  // pool only its new buffers: the reused ones are not garbage) and the encoder's.
+  const paceGc = (): void => {
+    const dead = (reusing ? pool!.allocatedBytes : decodedBytes) + encodedBytes;
+    const n = Math.floor(dead / GC_EVERY);
+    if (n > Math.floor(garbage / GC_EVERY)) collectGarbage(n % MAJOR_GC_EVERY === 0 ? 'major' : 'minor');
+    garbage = dead;
   };
-  inner.onChunk = countDecoded;
+  inner.onChunk = (b: Buffer): void => {
+    decodedBytes += b.length;
+    paceGc();
+  };
   const filtered = async function* (): AsyncGenerator<Buffer> {
     for await (const bufs of walkArchives(inner, hooks.walker, info.index, hooks.limits, counts, false)) {
       yield* bufs; // as they are: concatenating would copy every byte once more
@@ -342,6 +373,8 @@ async function* compressedSegment(
     const compressed = pipeline(Readable.from(filtered(), { objectMode: false }), compressor, () => {});
     let heldOut: Buffer[] | undefined = mayCopy ? [] : undefined;
     for await (const chunk of compressed as AsyncIterable<Buffer>) {
+      encodedBytes += chunk.length;
+      paceGc();
       if (heldOut && !seg.changed() && original) {
         heldOut.push(chunk);
         continue;
@@ -364,7 +397,8 @@ async function* compressedSegment(
   } catch (e) {
     throw compressionError(c, e, start);
   } finally {
-    decoded.destroy();
+    if (reusing) await reusing.return(undefined);
+    stream?.destroy();
   }
 }
 
@@ -427,6 +461,7 @@ export function filterInitramfs(
       wantData: decideEarly,
     },
     segments,
+    recycleInput: opts.recycleInput,
     startSegment(info) {
       const ctx: ArchiveFilterContext = {
         decide: opts.decide,

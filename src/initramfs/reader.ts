@@ -2,6 +2,11 @@
  * A pull reader over a stream of Buffers: the parsers ask for exactly the bytes they need, whatever
  * the chunking of the input (down to 1-byte chunks), and memory holds only what was asked for plus
  * one input chunk. `offset` is the stream position of the next unread byte.
+ *
+ * With `recycle`, the input lends its chunks: each chunk is handed back through recycle() once every
+ * byte of it is consumed, unless a view of it left the reader (take, takeParts, takeZeros), so the
+ * input may write the next bytes into it; what rest() yields comes back through release(). What peek() and skip()'s onPart see is valid only until
+ * the reader is called again.
  */
 export type ByteInput = AsyncIterable<Buffer | Uint8Array | string> | NodeJS.ReadableStream;
 
@@ -10,13 +15,29 @@ export class ByteReader {
   private avail = 0;
   private eof = false;
   private readonly it: AsyncIterator<Buffer | Uint8Array | string>;
+  private readonly recycle: ((chunk: Buffer) => void) | undefined;
+  /** Chunks (by their memory) that a view of has left the reader: never recycled. */
+  private readonly escaped = new WeakSet<ArrayBufferLike>();
   /** Stream position of the next unread byte. */
   offset = 0;
   /** Called with every chunk as it is pulled from the input (before it is consumed). */
   onChunk: ((b: Buffer) => void) | undefined;
 
-  constructor(input: ByteInput) {
+  constructor(input: ByteInput, opts: { recycle?: (chunk: Buffer) => void } = {}) {
     this.it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    this.recycle = opts.recycle;
+  }
+
+  /** Marks a view as having left the reader: its chunk must not be written into again. */
+  private escape(b: Buffer): Buffer {
+    if (this.recycle) this.escaped.add(b.buffer);
+    return b;
+  }
+
+  /** parts[0] has been consumed entirely. */
+  private dropFirst(): void {
+    const p = this.parts.shift()!;
+    if (this.recycle && !this.escaped.has(p.buffer)) this.recycle(p);
   }
 
   /** Pulls chunks until `n` bytes are buffered; false when the input ends first. */
@@ -52,19 +73,34 @@ export class ByteReader {
   peek(n: number): Buffer {
     const first = this.parts[0];
     if (first && first.length >= n) return first.subarray(0, n);
-    const all = Buffer.concat(this.parts);
-    this.parts = [all];
-    return all.subarray(0, n);
+    // The n bytes span chunks: they become a chunk of their own (a copy of just those bytes).
+    const joined = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, n - at);
+      p.copy(joined, at, 0, k);
+      at += k;
+      if (k === p.length) this.dropFirst();
+      else this.parts[0] = p.subarray(k);
+    }
+    this.parts.unshift(this.escape(joined)); // ours, not the input's: never handed back
+    return joined;
   }
 
   /** Consumes and returns `n` buffered bytes (call fill(n) first). Zero-copy when they sit in one chunk. */
   take(n: number): Buffer {
     const first = this.parts[0];
     if (first && first.length >= n) {
-      const out = first.subarray(0, n);
+      const out = this.escape(first.subarray(0, n));
       this.skip(n);
       return out;
     }
+    return this.takeCopy(n);
+  }
+
+  /** Like take, but always a copy of its own (for bytes held longer than the input chunk should be). */
+  takeCopy(n: number): Buffer {
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     this.skip(n, (part) => (at += part.copy(out, at)));
@@ -77,7 +113,7 @@ export class ByteReader {
    */
   takeParts(n: number): Buffer[] {
     const out: Buffer[] = [];
-    this.skip(n, (part) => out.push(part));
+    this.skip(n, (part) => out.push(this.escape(part)));
     return out;
   }
 
@@ -91,12 +127,27 @@ export class ByteReader {
       const p = this.parts[0]!;
       const k = Math.min(p.length, left);
       onPart?.(k === p.length ? p : p.subarray(0, k));
-      if (k === p.length) this.parts.shift();
+      if (k === p.length) this.dropFirst();
       else this.parts[0] = p.subarray(k);
       left -= k;
     }
     this.avail -= n;
     this.offset += n;
+  }
+
+  /**
+   * Consumes `n` bytes as skip() does, pulling input as it goes: memory holds one chunk at a time,
+   * not all n bytes. False when the input ends first (what there was is consumed).
+   */
+  async skipStreaming(n: number, onPart?: (part: Buffer) => void): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (!(await this.fill(1))) return false;
+      const k = Math.min(left, this.avail);
+      this.skip(k, onPart);
+      left -= k;
+    }
+    return true;
   }
 
   /**
@@ -120,7 +171,10 @@ export class ByteReader {
     return out;
   }
 
-  /** Yields everything not consumed yet, then the rest of the input, chunk by chunk. */
+  /**
+   * Yields everything not consumed yet, then the rest of the input, chunk by chunk. With recycle,
+   * the consumer may hand each chunk back through release() once done with it.
+   */
   async *rest(): AsyncGenerator<Buffer> {
     while (this.parts.length) {
       const p = this.parts.shift()!;
@@ -140,6 +194,14 @@ export class ByteReader {
       this.offset += b.length;
       yield b;
     }
+  }
+
+  /**
+   * Hands back a chunk rest() yielded, which the caller is done with: recycled unless a view of it
+   * left the reader earlier (take, takeParts, takeZeros).
+   */
+  release(b: Buffer): void {
+    if (this.recycle && !this.escaped.has(b.buffer)) this.recycle(b);
   }
 
   /** Stops the underlying input (on error or early exit). */

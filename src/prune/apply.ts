@@ -21,7 +21,8 @@
  */
 import { JournaledDevice } from '../image/journaled.js';
 import { SliceDevice, type BlockDevice } from '../image/blockdev.js';
-import { ExtFs } from '../ext/fs.js';
+import { CHUNK_SIZE, ExtFs } from '../ext/fs.js';
+import { ChunkPool } from '../binary/chunk-pool.js';
 import {
   assertConsistent,
   assertWritable,
@@ -258,7 +259,9 @@ export async function applyPlan(
         const ino = fs.lookup(ip.info.path);
         const limit = allocatedBytes(fs, ino);
         let bytesRead = 0;
-        const source = fs.createReadStream(ino);
+        // Read into reused buffers, which the filter hands back once it has read past them.
+        const inputPool = new ChunkPool(CHUNK_SIZE);
+        const source = fs.createReadStream(ino, CHUNK_SIZE, inputPool);
         const counted = async function* (): AsyncGenerator<Buffer> {
           for await (const c of source as AsyncIterable<Buffer>) {
             bytesRead += c.length;
@@ -280,6 +283,7 @@ export async function applyPlan(
           onArchiveEnd: pruner?.end,
           compression: opts.initramfsCompression ?? 'keep',
           level: opts.initramfsLevel,
+          recycleInput: (b) => inputPool.put(b),
         });
         // Undo-logged writes wait in memory until a sync: flush them as the rewrite goes.
         let unsynced = 0;
