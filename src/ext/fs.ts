@@ -607,7 +607,9 @@ export class ExtFs {
 
   /**
    * File contents in chunks of about `chunkSize` bytes (rounded to blocks), holes as zeros. With a
-   * pool (of chunkSize buffers) the chunks are read into its buffers: hand each back when done.
+   * pool whose buffers are exactly a chunk (chunkSize a multiple of the block size) the full chunks
+   * are read into its buffers: hand each back when done. The last, shorter chunk, inline data and
+   * symlink targets are fresh buffers (the pool ignores them when they come back).
    */
   *fileChunks(ino: number, chunkSize = CHUNK_SIZE, pool?: ChunkPool): Generator<Buffer> {
     const inode = this.regularFile(ino);

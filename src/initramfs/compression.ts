@@ -127,9 +127,10 @@ export function loadNative<T>(name: string, what: string): T {
 export function createDecompressor(c: Compression): Transform {
   switch (c) {
     case 'gzip': {
-      // zlib streams pass their options on to Transform: the decoder runs up to 1 MiB ahead of the
-      // cpio parser instead of waiting for it after every chunk (the default high-water mark, 16 KiB,
-      // is below one 256 KiB chunk).
+      // The filter decodes gzip with gunzip-reuse.ts where it can; this stream is the fallback (and
+      // what other callers get). zlib streams pass their options on to Transform: the decoder runs up
+      // to 1 MiB ahead of the cpio parser instead of waiting for it after every chunk (the default
+      // high-water mark, 16 KiB, is below one 256 KiB chunk).
       const opts: zlib.ZlibOptions & TransformOptions = {
         chunkSize: 256 << 10,
         readableHighWaterMark: 1 << 20,

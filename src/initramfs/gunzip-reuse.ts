@@ -98,20 +98,28 @@ export function gunzipReusing(
       return [have ? out.subarray(0, have) : null, state[1]!, availOut === 0];
     };
     try {
+      // Set when zlib stops short of the input with output space to spare: the gzip stream (and any
+      // member that followed it) has ended, and what is left is padding. node's stream ends its
+      // output there and ignores all later input, whatever it holds; so does this. (node's zlib
+      // would read a later chunk that starts with a non-zero byte as one more member.)
+      let ended = false;
       for await (const chunk of input) {
         let inOff = 0;
         let inLen = chunk.length;
-        // Until zlib leaves output space unused: then it has taken all it can of this chunk (all of
-        // it, or the stream ended and the rest is padding, as node's stream treats it).
-        while (inLen > 0) {
+        // Until zlib leaves output space unused: then it has taken all it can of this chunk.
+        while (inLen > 0 && !ended) {
           const [out, left, full] = call(zlib.constants.Z_NO_FLUSH, chunk, inOff, inLen);
           inOff += inLen - left;
           inLen = left;
           if (out) yield out;
-          if (!full) break;
+          if (!full) {
+            ended = left > 0;
+            break;
+          }
         }
         onInputDone?.(chunk); // zlib keeps no pointer into its input after a call
       }
+      if (ended) return;
       // The input has ended: finish (zlib reports a stream cut short here).
       for (;;) {
         const [out, , full] = call(zlib.constants.Z_FINISH, EMPTY, 0, 0);

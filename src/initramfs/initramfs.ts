@@ -61,8 +61,10 @@ export interface FilterOptions {
   maxEntrySize?: number;
   /**
    * The input lends its chunks: each one the filter is done with (read past, nothing of it kept) is
-   * handed back here, to be read into again (e.g. ChunkPool.put). Chunks never handed back are the
-   * filter's to keep.
+   * handed back here, as a view of it (maybe of its tail), to be read into again: find the buffer by
+   * its `.buffer`, and ignore buffers that are not yours (the filter's own copies of inputs that were
+   * not Buffers; ChunkPool.put does both). Chunks never handed back are the filter's to keep, and
+   * so are all chunks of zstd, xz and lz4 segments.
    */
   recycleInput?: (chunk: Buffer) => void;
 }
@@ -108,8 +110,13 @@ const MAX_ENTRIES = 10_000_000;
 /** Archives in one file or compressed stream. */
 const MAX_ARCHIVES = 100_000;
 /**
- * A young-generation GC runs every GC_EVERY decoded bytes, and every MAJOR_GC_EVERY-th time a full
- * one (see gc.ts). Measured on the 500 MB archive of bench/initramfs-rss.ts: every 2 MiB, 97-103 MB
+ * A young-generation GC runs every GC_EVERY bytes of buffers that die in the filter, and every
+ * MAJOR_GC_EVERY-th time a full one (see gc.ts). Those bytes are the decoder's output and the
+ * encoder's. gzip decodes into reused buffers (gunzip-reuse.ts): for it they are the buffers it had
+ * to allocate (those whose bytes were kept) and the input chunks not handed back. Before that they
+ * were every decoded byte: 33 collections (8 full, ~9 ms each) on the prune bench's 132 MB
+ * initramfs, now 7-9. The figures below are from then; the 500 MB archive (half its bytes kept)
+ * peaks at 92-93 MB now. Measured on the 500 MB archive of bench/initramfs-rss.ts: every 2 MiB, 97-103 MB
  * peak RSS (buffers still in use get promoted); 4 MiB, 82-84 MB; 8 MiB, 86-89 MB; none, 100-104 MB.
  * A full GC every 16 MiB rather than every 128 MiB: what the scavenges promote (input chunks held
  * while the decoder drains a block, the encoder's 8 MiB of input) is freed before it piles up.
@@ -317,8 +324,10 @@ async function* compressedSegment(
       yield b;
     }
   }
+  // Input bytes decoded from and not handed back: garbage (paceGc).
+  let inputDropped = 0;
   const inputDone = (b: Buffer): void => {
-    if (!held.has(b.buffer)) r.release(b);
+    if (held.has(b.buffer) || !r.release(b)) inputDropped += b.length;
   };
   // gzip decodes into reused buffers where node's zlib allows it (gunzip-reuse.ts), else a stream.
   const pool = c === 'gzip' ? new ChunkPool(REUSE_CHUNK) : null;
@@ -341,9 +350,10 @@ async function* compressedSegment(
   let encodedBytes = 0;
   let garbage = 0;
   // Every GC_EVERY bytes of buffers that die here, free them (gc.ts): the decoder's output (with a
-  // pool only its new buffers: the reused ones are not garbage) and the encoder's.
+  // pool only its new buffers, the reused ones are not garbage, and the input chunks not handed
+  // back) and the encoder's.
   const paceGc = (): void => {
-    const dead = (reusing ? pool!.allocatedBytes : decodedBytes) + encodedBytes;
+    const dead = (reusing ? pool!.allocatedBytes + inputDropped : decodedBytes) + encodedBytes;
     const n = Math.floor(dead / GC_EVERY);
     if (n > Math.floor(garbage / GC_EVERY)) collectGarbage(n % MAJOR_GC_EVERY === 0 ? 'major' : 'minor');
     garbage = dead;

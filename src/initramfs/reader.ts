@@ -3,9 +3,10 @@
  * the chunking of the input (down to 1-byte chunks), and memory holds only what was asked for plus
  * one input chunk. `offset` is the stream position of the next unread byte.
  *
- * With `recycle`, the input lends its chunks: each chunk is handed back through recycle() once every
- * byte of it is consumed, unless a view of it left the reader (take, takeParts, takeZeros), so the
- * input may write the next bytes into it; what rest() yields comes back through release(). What peek() and skip()'s onPart see is valid only until
+ * With `recycle`, the input lends its chunks: each chunk is handed back through recycle() (as a view
+ * of it, maybe of its tail) once the reader is done with every byte of it (consumed, or copied by
+ * peek), unless a view of it left the reader (take, takeParts, takeZeros), so the input may write the
+ * next bytes into it; what rest() yields comes back through release(). What peek() and skip()'s onPart see is valid only until
  * the reader is called again.
  */
 export type ByteInput = AsyncIterable<Buffer | Uint8Array | string> | NodeJS.ReadableStream;
@@ -197,11 +198,14 @@ export class ByteReader {
   }
 
   /**
-   * Hands back a chunk rest() yielded, which the caller is done with: recycled unless a view of it
-   * left the reader earlier (take, takeParts, takeZeros).
+   * Hands back a chunk rest() yielded, which the caller is done with: recycled (true) unless the
+   * input does not lend its chunks or a view of it left the reader earlier (take, takeParts,
+   * takeZeros).
    */
-  release(b: Buffer): void {
-    if (this.recycle && !this.escaped.has(b.buffer)) this.recycle(b);
+  release(b: Buffer): boolean {
+    if (!this.recycle || this.escaped.has(b.buffer)) return false;
+    this.recycle(b);
+    return true;
   }
 
   /** Stops the underlying input (on error or early exit). */
