@@ -2,8 +2,9 @@
  * A garbage collection on request, to bound the memory of a long stream.
  *
  * Decompressors hand out a fresh 256 KiB buffer per output chunk (all but gzip, which reuses its
- * buffers: gunzip-reuse.ts), and the cpio walk drops most of them at once (the dropped modules). V8 frees a dead buffer's memory only when a GC runs, and our
- * JavaScript allocates too little to trigger one: tens of MB of dead buffers pile up between GCs.
+ * buffers: gunzip-reuse.ts), and the cpio walk drops most of them at once (the dropped modules). V8
+ * frees a dead buffer's memory only when a GC runs, and our JavaScript allocates too little to
+ * trigger one: tens of MB of dead buffers pile up between GCs.
  * Filtering a 500 MB archive peaked at 100-104 MB RSS; with a scavenge (young-generation GC, well
  * under 1 ms here) every 4 MiB of decoded data, at 82-85 MB, no slower. (The filter now counts the
  * bytes of buffers that die rather than all decoded bytes: see GC_EVERY in initramfs.ts.)

@@ -6,8 +6,8 @@
  * With `recycle`, the input lends its chunks: each chunk is handed back through recycle() (as a view
  * of it, maybe of its tail) once the reader is done with every byte of it (consumed, or copied by
  * peek), unless a view of it left the reader (take, takeParts, takeZeros), so the input may write the
- * next bytes into it; what rest() yields comes back through release(). What peek() and skip()'s onPart see is valid only until
- * the reader is called again.
+ * next bytes into it; what rest() yields comes back through release(). What peek() and skip()'s
+ * onPart see is valid only until the reader is called again.
  */
 export type ByteInput = AsyncIterable<Buffer | Uint8Array | string> | NodeJS.ReadableStream;
 

@@ -219,7 +219,8 @@ describe('filterInitramfs with recycleInput', () => {
         expect((await collect(output)).equals(want), `chunks of ${size}`).toBe(true);
         expect((await done).removed.length).toBe(dropping ? 2 : 0);
         if (!dropping) expect(want.equals(input)).toBe(true);
-        if (dropping && size === 4096) expect(lent).toBeLessThan(Math.ceil(input.length / size) - 10); // it did recycle
+        // It did recycle: far fewer buffers than chunks.
+        if (dropping && size === 4096) expect(lent).toBeLessThan(Math.ceil(input.length / size) - 10);
       }
     } finally {
       fs.rmSync(tree, { recursive: true, force: true });
