@@ -114,10 +114,11 @@ const MAX_ARCHIVES = 100_000;
  * MAJOR_GC_EVERY-th time a full one (see gc.ts). Those bytes are the decoder's output and the
  * encoder's. gzip decodes into reused buffers (gunzip-reuse.ts): for it they are the buffers it had
  * to allocate (those whose bytes were kept) and the input chunks not handed back. Before that they
- * were every decoded byte: 33 collections (8 full, ~9 ms each) on the prune bench's 132 MB
- * initramfs, now 7-9. The figures below are from then; the 500 MB archive (half its bytes kept)
- * peaks at 92-93 MB now. Measured on the 500 MB archive of bench/initramfs-rss.ts: every 2 MiB, 97-103 MB
- * peak RSS (buffers still in use get promoted); 4 MiB, 82-84 MB; 8 MiB, 86-89 MB; none, 100-104 MB.
+ * were every decoded byte: on the prune bench's 132 MB initramfs 31 requested collections (7 full,
+ * ~9 ms each) and 62 in all; now 9 (2 full) and 30 in all. The 500 MB gzip archive of
+ * bench/initramfs-rss.ts (half its bytes kept) peaks at 81-82 MB now. From before, on that archive:
+ * every 2 MiB, 97-103 MB peak RSS (buffers still in use get promoted); 4 MiB, 82-84 MB; 8 MiB,
+ * 86-89 MB; none, 100-104 MB.
  * A full GC every 16 MiB rather than every 128 MiB: what the scavenges promote (input chunks held
  * while the decoder drains a block, the encoder's 8 MiB of input) is freed before it piles up.
  * Peak RSS, 500 MB archive: gzip 9 99 -> 87 MB, lz4 9 112 -> 94 MB. A full GC here takes ~7 ms (a
