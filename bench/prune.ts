@@ -4,13 +4,16 @@
  * kernel, MODULES=most gzip initramfs, a usage list captured by a qemu boot).
  *
  *   npm run build && npx tsx bench/prune.ts [--no-xz] [--xz-original] [--native-only] [--keep-dir DIR]
+ *                                           [--rounds N]
  *
  * For each contender: a fresh sparse copy of the cached image (`sync` before the clock starts), wall
  * time and peak RSS from
  * `/usr/bin/time -v`, `e2fsck -fn` on the result, and the `xz -T2 -k` size of the result (default
  * level 6, as a user would ship it). Ours runs twice: default options, and `--initramfs-compression
  * none` (an uncompressed initramfs compresses better inside the xz'd image). Prints a table with
- * ratios against the native script.
+ * ratios against the native script. With --rounds N the contenders run N times in turn (xz sizes in
+ * the first round only) and each round's time ratio is listed with their median: on a shared VM one
+ * round's ratio moves by ±10 %.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -121,7 +124,11 @@ function main(): void {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
+  const roundsAt = args.indexOf('--rounds');
+  const rounds = roundsAt >= 0 ? Math.max(1, Number(args[roundsAt + 1]) || 1) : 1;
   const runs: Run[] = [];
+  /** Wall seconds per round: native, ours, ours with --initramfs-compression none. */
+  const walls: (number | undefined)[][] = [];
   try {
     if (args.includes('--xz-original')) {
       const img = path.join(work, 'original.img');
@@ -129,26 +136,33 @@ function main(): void {
       runs.push({ name: 'original (unpruned)', ok: true, note: '', xzBytes: xzSize(img), output: '' });
       fs.rmSync(img, { force: true });
     }
-    const native = contender('native', bench.image, work, (img) => ['bash', NATIVE, img, bench.used], doXz);
-    runs.push(native);
     const missing = args.includes('--native-only') ? 'not run (--native-only)' : pruneAvailable();
-    if (missing) {
-      runs.push({ name: 'ulfs-offline prune', ok: false, note: `skipped: ${missing}`, output: '' });
-    } else {
-      for (const [name, extra] of [
-        ['ulfs-offline prune', []],
-        ['ulfs-offline prune --initramfs-compression none', ['--initramfs-compression', 'none']],
-      ] as const) {
-        const r = contender(
-          name.replace(/[^a-z]+/g, '-'),
-          bench.image,
-          work,
-          (img) => [process.execPath, CLI, 'prune', '--used', bench.used, ...extra, img],
-          doXz,
-        );
-        r.name = name;
-        runs.push(r);
+    for (let round = 0; round < rounds; round++) {
+      const xz = doXz && round === 0;
+      const these: Run[] = [];
+      these.push(contender('native', bench.image, work, (img) => ['bash', NATIVE, img, bench.used], xz));
+      if (missing) {
+        these.push({ name: 'ulfs-offline prune', ok: false, note: `skipped: ${missing}`, output: '' });
+      } else {
+        for (const [name, extra] of [
+          ['ulfs-offline prune', []],
+          ['ulfs-offline prune --initramfs-compression none', ['--initramfs-compression', 'none']],
+        ] as const) {
+          const r = contender(
+            name.replace(/[^a-z]+/g, '-'),
+            bench.image,
+            work,
+            (img) => [process.execPath, CLI, 'prune', '--used', bench.used, ...extra, img],
+            xz,
+          );
+          r.name = name;
+          these.push(r);
+        }
       }
+      if (round === 0) runs.push(...these);
+      else if (these.some((r) => r.fsckClean === false))
+        runs.push(...these.filter((r) => r.fsckClean === false));
+      walls.push(these.map((r) => (r.ok ? r.wallSeconds : undefined)));
     }
   } finally {
     if (keepAt < 0) fs.rmSync(work, { recursive: true, force: true });
@@ -173,6 +187,34 @@ function main(): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   console.log('');
   for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  if (rounds > 1) {
+    const median = (a: number[]): number => {
+      const b = [...a].sort((x, y) => x - y);
+      const m = b.length >> 1;
+      return b.length % 2 ? b[m]! : (b[m - 1]! + b[m]!) / 2;
+    };
+    console.log(`\n${rounds} rounds (wall s; ratio to native):`);
+    const ratios: number[][] = [[], []];
+    walls.forEach((w, i) => {
+      const [n, ...ours] = w;
+      const cells = ours.map((o, j) => {
+        if (o === undefined || n === undefined) return '-';
+        ratios[j]!.push(o / n);
+        return `${o.toFixed(2)} (${(o / n).toFixed(3)}x)`;
+      });
+      console.log(
+        `  round ${i + 1}: native ${n?.toFixed(2) ?? '-'}, prune ${cells[0] ?? '-'}, none ${cells[1] ?? '-'}`,
+      );
+    });
+    for (const [j, label] of ['prune', 'prune --initramfs-compression none'].entries()) {
+      const r = ratios[j]!;
+      if (!r.length) continue;
+      const under = r.filter((x) => x <= 0.2).length;
+      console.log(
+        `  ${label}: median ${median(r).toFixed(3)}x, range ${Math.min(...r).toFixed(3)}-${Math.max(...r).toFixed(3)}x, <= 0.2x in ${under} of ${r.length}`,
+      );
+    }
+  }
   if (runs.some((r) => r.fsckClean === false)) process.exitCode = 1;
 }
 
