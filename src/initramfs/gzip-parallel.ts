@@ -14,6 +14,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { ChunkPool } from '../binary/chunk-pool.js';
 import { crc32 as crc32Js } from '../binary/crc32.js';
 
 /** Input per deflate call: large enough that the per-cut cost is noise, small enough to spread. */
@@ -128,8 +129,8 @@ export class ParallelGzip extends Transform {
   /** The block being filled; `filled` bytes of it are input. */
   private block: Buffer;
   private filled = 0;
-  /** Block buffers whose deflate call has finished, for reuse: no per-block allocation. */
-  private readonly free: Buffer[] = [];
+  /** Block buffers, handed back when their deflate call has finished: no per-block allocation. */
+  private readonly blocks: ChunkPool;
   /** The last WINDOW bytes of input handed to a deflate call: the next block's dictionary. */
   private tail: Buffer | undefined;
   /** Deflate calls in input order, with the block each reads; the oldest is pushed first. */
@@ -142,7 +143,9 @@ export class ParallelGzip extends Transform {
     private readonly parallelism: number,
   ) {
     super();
-    this.block = Buffer.allocUnsafe(GZIP_BLOCK);
+    // At most parallelism + 1 blocks are in flight, and one more is being filled.
+    this.blocks = new ChunkPool(GZIP_BLOCK, parallelism + 2);
+    this.block = this.blocks.get();
     const xfl = level >= 9 ? 2 : level === 1 ? 4 : 0; // "slowest" / "fastest" compressor hint
     this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
   }
@@ -191,12 +194,12 @@ export class ParallelGzip extends Transform {
     // zlib copies the dictionary when the call starts, so a view of the block (still in flight when
     // the next call starts) is enough. A block shorter than the window only happens last.
     this.tail = input.subarray(Math.max(0, input.length - WINDOW));
-    this.block = this.free.pop() ?? Buffer.allocUnsafe(GZIP_BLOCK);
+    this.block = this.blocks.get();
     this.filled = 0;
     while (this.inFlight.length > this.parallelism) {
       const done = this.inFlight.shift()!;
       for (const c of await done.out) this.push(c);
-      this.free.push(done.block);
+      this.blocks.put(done.block);
     }
   }
 }

@@ -309,16 +309,13 @@ async function* compressedSegment(
     maxExpansion: hooks.limits.maxExpansion,
     maxOutput: hooks.limits.maxOutput,
   });
-  // Input chunks held for the unchanged case (`original`): never handed back.
-  const held = new WeakSet<ArrayBufferLike>();
   async function* source(): AsyncGenerator<Buffer> {
     for await (const b of r.rest()) {
       guard.consumed(b.length);
       if (original) {
         if (seg.changed() || originalBytes + b.length > KEEP_ORIGINAL_BYTES) original = undefined;
         else {
-          original.push(b);
-          held.add(b.buffer);
+          original.push(r.hold(b)); // held for the unchanged case: never handed back
           originalBytes += b.length;
         }
       }
@@ -328,7 +325,7 @@ async function* compressedSegment(
   // Input bytes decoded from and not handed back: garbage (paceGc).
   let inputDropped = 0;
   const inputDone = (b: Buffer): void => {
-    if (held.has(b.buffer) || !r.release(b)) inputDropped += b.length;
+    if (!r.release(b)) inputDropped += b.length;
   };
   // gzip decodes into reused buffers where node's zlib allows it (gunzip-reuse.ts), else a stream.
   const pool = c === 'gzip' ? new ChunkPool(REUSE_CHUNK) : null;

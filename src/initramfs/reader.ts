@@ -35,6 +35,11 @@ export class ByteReader {
     return b;
   }
 
+  /** For a chunk rest() yielded that the caller keeps: release() will not hand it back. */
+  hold(b: Buffer): Buffer {
+    return this.escape(b);
+  }
+
   /** parts[0] has been consumed entirely. */
   private dropFirst(): void {
     const p = this.parts.shift()!;
@@ -199,8 +204,8 @@ export class ByteReader {
 
   /**
    * Hands back a chunk rest() yielded, which the caller is done with: recycled (true) unless the
-   * input does not lend its chunks or a view of it left the reader earlier (take, takeParts,
-   * takeZeros).
+   * input does not lend its chunks or a view of it left the reader (take, takeParts, takeZeros,
+   * hold).
    */
   release(b: Buffer): boolean {
     if (!this.recycle || this.escaped.has(b.buffer)) return false;
