@@ -27,6 +27,7 @@ import { Transform, type TransformCallback, type TransformOptions } from 'node:s
 import * as zlib from 'node:zlib';
 import { UlfsError, hex } from '../errors.js';
 import { ParallelGzip } from './gzip-parallel.js';
+import type { GzipBlockSource } from './gzip-splice.js';
 import { createLz4LegacyDecoder, createLz4LegacyEncoder } from './lz4legacy.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz' | 'lz4' | 'bzip2' | 'lzma';
@@ -153,12 +154,20 @@ export function createDecompressor(c: Compression): Transform {
   }
 }
 
-/** A streaming encoder for `c` that the kernel can read; compression runs off the main thread, except lz4 (lz4legacy.ts) and zstd (ZstdCompressor). */
-export function createCompressor(c: OutputCompression | 'lzma', level?: number): Transform {
+/**
+ * A streaming encoder for `c` that the kernel can read; compression runs off the main thread, except
+ * lz4 (lz4legacy.ts) and zstd (ZstdCompressor). With `blocks` (gzip only), its input is TaggedChunk
+ * objects and the old stream's blocks are copied where they can be (gzip-splice.ts).
+ */
+export function createCompressor(
+  c: OutputCompression | 'lzma',
+  level?: number,
+  blocks?: GzipBlockSource,
+): Transform {
   switch (c) {
     case 'gzip':
       // Blocks deflated on every core, joined into one member with no name and mtime 0 (`gzip -n`).
-      return new ParallelGzip(level ?? DEFAULT_LEVEL.gzip, os.availableParallelism());
+      return new ParallelGzip(level ?? DEFAULT_LEVEL.gzip, os.availableParallelism(), blocks);
     case 'zstd': {
       const lvl = level ?? DEFAULT_LEVEL.zstd;
       if (typeof zlibZstd.createZstdCompress === 'function') {

@@ -98,6 +98,11 @@ export interface ArchiveFilterContext {
   changed: boolean;
   entriesBefore: number;
   entriesAfter: number;
+  /**
+   * Output buffers that are bytes of the input as they were, by their offset in the segment's
+   * (decoded) stream: what lets a gzip encoder copy old deflate blocks (gzip-splice.ts).
+   */
+  origins?: WeakMap<Buffer, number>;
 }
 
 interface Item {
@@ -413,7 +418,7 @@ export class ArchiveFilter {
       this.heldBytes -= it.e.header.fileSize;
       if (it.keep) {
         this.ctx.entriesAfter++;
-        encodeItem(it, out);
+        encodeItem(it, out, this.ctx.origins);
       }
     }
     if (this.head === this.queue.length) {
@@ -426,11 +431,9 @@ export class ArchiveFilter {
   }
 }
 
-function encodeItem(it: Item, out: Buffer[]): void {
+function encodeItem(it: Item, out: Buffer[], origins: WeakMap<Buffer, number> | undefined): void {
   if (!it.newHeader) {
-    out.push(it.e.raw);
-    out.push(...it.e.data);
-    if (it.e.dataPad.length) out.push(it.e.dataPad);
+    writeRaw(it.e, out, origins);
     return;
   }
   out.push(encodeCpioHeader(it.newHeader, it.e.nameBytes));
@@ -438,4 +441,17 @@ function encodeItem(it: Item, out: Buffer[]): void {
   const size = it.newHeader.fileSize;
   const pad = pad4(size) - size;
   if (pad) out.push(Buffer.alloc(pad));
+}
+
+/** Writes an entry as it was read, noting where its bytes came from (`origins`). */
+export function writeRaw(e: CpioEntry, out: Buffer[], origins: WeakMap<Buffer, number> | undefined): void {
+  let at = e.offset;
+  const put = (b: Buffer): void => {
+    origins?.set(b, at);
+    at += b.length;
+    out.push(b);
+  };
+  put(e.raw);
+  for (const d of e.data) put(d);
+  if (e.dataPad.length) put(e.dataPad);
 }

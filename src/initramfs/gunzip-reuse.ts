@@ -18,6 +18,7 @@
 import * as zlib from 'node:zlib';
 import type { ChunkPool } from '../binary/chunk-pool.js';
 import type { ExpansionGuard } from './compression.js';
+import type { GzipBlockSource } from './gzip-splice.js';
 
 /** Output buffer size: a zlib call's worth of output. */
 export const REUSE_CHUNK = 256 << 10;
@@ -57,13 +58,15 @@ let supported: boolean | undefined;
  * back to the pool); null when node's zlib handle is not the one this was written for. Each input
  * chunk is passed to onInputDone once decoded from (zlib has copied what it needs). Errors are
  * zlib's, with its codes (wrap them with compressionError); `guard` sees every output byte count as
- * the stream decoder's would.
+ * the stream decoder's would. With `blocks`, the deflate block boundaries are recorded there, and
+ * the input chunks go to it (it hands them to onInputDone when no copy can need them).
  */
 export function gunzipReusing(
   input: AsyncIterable<Buffer>,
   pool: ChunkPool,
   guard: ExpansionGuard,
   onInputDone?: (chunk: Buffer) => void,
+  blocks?: GzipBlockSource,
 ): AsyncGenerator<Buffer> | null {
   if (supported === undefined) {
     const probe = zlib.createGunzip() as unknown as GunzipInternals;
@@ -80,50 +83,78 @@ export function gunzipReusing(
     h.onerror = (message, errno, code) => {
       failure = Object.assign(new Error(message), { errno, code });
     };
-    // One call: decodes input[inOff, inOff + inLen) into a pool buffer. Returns the output (null
-    // when there was none), the input left, and whether the output buffer was filled.
-    const call = (
-      flush: number,
-      chunk: Buffer,
-      inOff: number,
-      inLen: number,
-    ): [Buffer | null, number, boolean] => {
-      const out = pool.get();
-      h.writeSync(flush, chunk, inOff, inLen, out, 0, out.length);
+    // Decoding goes into `out` (a pool buffer) at `outAt`; a buffer is yielded when full, or when an
+    // input chunk is used up, and never written into after that (its reader may hand it back).
+    let out: Buffer | null = null;
+    let outAt = 0;
+    /** Decoded bytes so far, and compressed bytes before the current chunk (for `blocks`). */
+    let decoded = 0;
+    let chunkStart = 0;
+    // One call: decodes input[inOff, inOff + inLen). Returns the input left, and whether the output
+    // buffer was filled.
+    const call = (flush: number, chunk: Buffer, inOff: number, inLen: number): [number, boolean] => {
+      out ??= pool.get();
+      h.writeSync(flush, chunk, inOff, inLen, out, outAt, out.length - outAt);
       if (failure) throw failure;
       const availOut = state[0]!;
-      const have = out.length - availOut;
-      if (have === 0) pool.put(out);
-      else guard.produced(have);
-      return [have ? out.subarray(0, have) : null, state[1]!, availOut === 0];
+      const have = out.length - outAt - availOut;
+      if (have) guard.produced(have);
+      outAt += have;
+      decoded += have;
+      return [state[1]!, availOut === 0];
     };
+    /** The output so far (null when none), after which a new buffer is started. */
+    const take = (): Buffer | null => {
+      const b = out;
+      const n = outAt;
+      out = null;
+      outAt = 0;
+      if (!b) return null;
+      if (n === 0) {
+        pool.put(b);
+        return null;
+      }
+      return b.subarray(0, n);
+    };
+    // With `blocks`, zlib stops at every deflate block boundary (Z_BLOCK), which is recorded.
+    const flush = blocks ? zlib.constants.Z_BLOCK : zlib.constants.Z_NO_FLUSH;
     try {
       // Set when zlib stops short of the input with output space to spare: the gzip stream (and any
       // member that followed it) has ended, and what is left is padding. node's stream ends its
       // output there and ignores all later input, whatever it holds; so does this. (node's zlib
-      // would read a later chunk that starts with a non-zero byte as one more member.)
+      // would read a later chunk that starts with a non-zero byte as one more member.) With Z_BLOCK
+      // zlib also stops so at each block boundary: there the next call gets on; at the end it cannot.
       let ended = false;
       for await (const chunk of input) {
+        blocks?.input(chunk);
         let inOff = 0;
         let inLen = chunk.length;
-        // Until zlib leaves output space unused: then it has taken all it can of this chunk.
         while (inLen > 0 && !ended) {
-          const [out, left, full] = call(zlib.constants.Z_NO_FLUSH, chunk, inOff, inLen);
+          const before = decoded;
+          const [left, full] = call(flush, chunk, inOff, inLen);
+          const progress = left !== inLen || decoded !== before;
           inOff += inLen - left;
           inLen = left;
-          if (out) yield out;
-          if (!full) {
-            ended = left > 0;
-            break;
+          if (full) {
+            const b = take();
+            if (b) yield b;
+          } else if (left > 0) {
+            if (!blocks || !progress) ended = true;
+            else blocks.boundary(chunkStart + inOff, decoded);
           }
         }
-        onInputDone?.(chunk); // zlib keeps no pointer into its input after a call
+        chunkStart += chunk.length;
+        // zlib keeps no pointer into its input after a call; `blocks` hands the chunk back itself.
+        if (!blocks) onInputDone?.(chunk);
+        const b = take();
+        if (b) yield b;
       }
       if (ended) return;
       // The input has ended: finish (zlib reports a stream cut short here).
       for (;;) {
-        const [out, , full] = call(zlib.constants.Z_FINISH, EMPTY, 0, 0);
-        if (out) yield out;
+        const [, full] = call(zlib.constants.Z_FINISH, EMPTY, 0, 0);
+        const b = take();
+        if (b) yield b;
         if (!full) break;
       }
     } finally {

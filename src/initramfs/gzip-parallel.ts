@@ -16,6 +16,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { ChunkPool } from '../binary/chunk-pool.js';
 import { crc32 as crc32Js } from '../binary/crc32.js';
+import { SpliceWriter, type GzipBlockSource } from './gzip-splice.js';
 
 /** Input per deflate call: large enough that the per-cut cost is noise, small enough to spread. */
 export const GZIP_BLOCK = 1 << 20;
@@ -125,6 +126,70 @@ function deflateBlock(
   });
 }
 
+/**
+ * Whether `bits` (raw deflate, starting and ending on a byte, no BFINAL) decode to exactly the
+ * bytes `expected` after the window `dictionary`: decoded once more in the threadpool, compared
+ * piece by piece as the output comes.
+ */
+function decodesTo(bits: Buffer, dictionary: Buffer | undefined, expected: Buffer[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const z = zlib.createInflateRaw({
+      ...(dictionary?.length ? { dictionary } : {}),
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: OUT_CHUNK,
+    });
+    let piece = 0; // expected[piece] is compared from `at` on
+    let at = 0;
+    let same = true;
+    z.on('data', (out: Buffer) => {
+      let o = 0;
+      while (same && o < out.length) {
+        const e = expected[piece];
+        if (!e) same = false;
+        else {
+          const n = Math.min(e.length - at, out.length - o);
+          same = out.compare(e, at, at + n, o, o + n) === 0;
+          o += n;
+          at += n;
+          if (at === e.length) {
+            piece++;
+            at = 0;
+          }
+        }
+      }
+      if (!same) z.destroy();
+    });
+    z.on('error', () => resolve(false));
+    z.on('close', () => resolve(same && piece === expected.length));
+    z.end(bits);
+  });
+}
+
+/** The last WINDOW bytes of `before` followed by `pieces`. */
+function windowAfter(before: Buffer | undefined, pieces: Buffer[]): Buffer {
+  const last = pieces[pieces.length - 1];
+  if (pieces.length === 1 && last && last.length >= WINDOW) return last.subarray(last.length - WINDOW);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for (let i = pieces.length - 1; i >= 0 && n < WINDOW; i--) {
+    parts.unshift(pieces[i]!);
+    n += pieces[i]!.length;
+  }
+  if (n < WINDOW && before?.length) {
+    parts.unshift(before);
+    n += before.length;
+  }
+  const joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+  return joined.subarray(Math.max(0, joined.length - WINDOW));
+}
+
+/** A piece of input tagged with where its bytes sit in the old stream (see SpliceWriter). */
+export interface TaggedChunk {
+  data: Buffer;
+  /** Offset in the old stream's decoded bytes, -1 when the bytes are new. */
+  source: number;
+}
+
 export class ParallelGzip extends Transform {
   /** The block being filled; `filled` bytes of it are input. */
   private block: Buffer;
@@ -133,16 +198,27 @@ export class ParallelGzip extends Transform {
   private readonly blocks: ChunkPool;
   /** The last WINDOW bytes of input handed to a deflate call: the next block's dictionary. */
   private tail: Buffer | undefined;
-  /** Deflate calls in input order, with the block each reads; the oldest is pushed first. */
-  private readonly inFlight: { block: Buffer; out: Promise<Buffer[]> }[] = [];
+  /** Deflate calls (and copies) in input order, with the block each reads; the oldest is pushed first. */
+  private readonly inFlight: { block: Buffer | undefined; out: Promise<Buffer[]> }[] = [];
+  /** With a block source: its input is TaggedChunk objects, and old blocks are copied where they can be. */
+  private readonly splicer: SpliceWriter | undefined;
+  /** Decoded bytes written as copied old blocks, and of those, bytes deflated after all (a copy that did not check). */
+  readonly spliced = { copied: 0, refused: 0 };
   private crc = 0;
   private isize = 0;
 
   constructor(
     private readonly level: number,
     private readonly parallelism: number,
+    source?: GzipBlockSource,
   ) {
-    super();
+    super(source ? { writableObjectMode: true } : {});
+    this.splicer = source
+      ? new SpliceWriter(source, {
+          plain: (b) => this.append(b),
+          copied: (plain, bits) => this.appendCopied(plain, bits),
+        })
+      : undefined;
     // At most parallelism + 1 blocks are in flight, and one more is being filled.
     this.blocks = new ChunkPool(GZIP_BLOCK, parallelism + 2);
     this.block = this.blocks.get();
@@ -150,20 +226,29 @@ export class ParallelGzip extends Transform {
     this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
   }
 
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.crc = crc32(chunk, this.crc);
-    this.isize = (this.isize + chunk.length) >>> 0; // ISIZE is the length modulo 2^32
-    this.append(chunk).then(() => cb(), cb);
+  override _transform(chunk: Buffer | TaggedChunk, _e: BufferEncoding, cb: TransformCallback): void {
+    const data = Buffer.isBuffer(chunk) ? chunk : chunk.data;
+    this.crc = crc32(data, this.crc);
+    this.isize = (this.isize + data.length) >>> 0; // ISIZE is the length modulo 2^32
+    const done =
+      this.splicer && !Buffer.isBuffer(chunk)
+        ? this.splicer.write(data, chunk.source)
+        : this.splicer
+          ? this.splicer.write(data, -1)
+          : this.append(data);
+    done.then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.finish().then(() => {
-      const trailer = Buffer.alloc(8);
-      trailer.writeUInt32LE(this.crc >>> 0, 0);
-      trailer.writeUInt32LE(this.isize, 4);
-      this.push(trailer);
-      cb();
-    }, cb);
+    (this.splicer ? this.splicer.end() : Promise.resolve())
+      .then(() => this.finish())
+      .then(() => {
+        const trailer = Buffer.alloc(8);
+        trailer.writeUInt32LE(this.crc >>> 0, 0);
+        trailer.writeUInt32LE(this.isize, 4);
+        this.push(trailer);
+        cb();
+      }, cb);
   }
 
   /**
@@ -192,14 +277,43 @@ export class ParallelGzip extends Transform {
     out.catch(() => {}); // awaited in order below; this only keeps a later block's failure from being "unhandled" meanwhile
     this.inFlight.push({ block: this.block, out });
     // zlib copies the dictionary when the call starts, so a view of the block (still in flight when
-    // the next call starts) is enough. A block shorter than the window only happens last.
-    this.tail = input.subarray(Math.max(0, input.length - WINDOW));
+    // the next call starts) is enough. A block shorter than the window only comes before a copy, or last.
+    this.tail = windowAfter(this.tail, [input]);
     this.block = this.blocks.get();
     this.filled = 0;
+    await this.drain();
+  }
+
+  /**
+   * Old deflate blocks copied as they are (SpliceWriter): `bits` end on a byte, and so does what
+   * comes before them once the block being filled is deflated (Z_SYNC_FLUSH). They are decoded once
+   * more in the threadpool, after the window they will follow; if they do not give exactly `plain`,
+   * `plain` is deflated instead.
+   */
+  private async appendCopied(plain: Buffer[], bits: Buffer): Promise<void> {
+    if (this.filled > 0) await this.startBlock(false);
+    // A copy: the tail may be a view of a block buffer, which goes back to the pool (and is written
+    // into again) before a deflate that a failed check falls back to would read it.
+    const dictionary = this.tail && Buffer.from(this.tail);
+    const bytes = plain.reduce((n, b) => n + b.length, 0);
+    this.spliced.copied += bytes;
+    const out = decodesTo(bits, dictionary, plain).then((ok) => {
+      if (ok) return [bits];
+      this.spliced.refused += bytes;
+      return deflateBlock(Buffer.concat(plain, bytes), dictionary, this.level, false);
+    });
+    out.catch(() => {});
+    this.inFlight.push({ block: undefined, out });
+    this.tail = windowAfter(dictionary, plain);
+    await this.drain();
+  }
+
+  /** Pushes the oldest results while more than `parallelism` calls are in flight. */
+  private async drain(): Promise<void> {
     while (this.inFlight.length > this.parallelism) {
       const done = this.inFlight.shift()!;
       for (const c of await done.out) this.push(c);
-      this.blocks.put(done.block);
+      if (done.block) this.blocks.put(done.block);
     }
   }
 }

@@ -32,6 +32,7 @@ import { CPIO_TRAILER, S_IFMT, S_IFREG, isCpioMagicPrefix, type CpioHeader } fro
 import {
   ArchiveFilter,
   entryInfo,
+  writeRaw,
   type ArchiveFilterContext,
   type CpioEntryInfo,
   type Decision,
@@ -40,6 +41,8 @@ import { ByteReader, type ByteInput } from './reader.js';
 import { collectGarbage } from './gc.js';
 import { ChunkPool } from '../binary/chunk-pool.js';
 import { REUSE_CHUNK, gunzipReusing } from './gunzip-reuse.js';
+import { GzipBlockSource } from './gzip-splice.js';
+import { ParallelGzip, type TaggedChunk } from './gzip-parallel.js';
 
 export type { CpioEntryInfo, Decision } from './filter.js';
 
@@ -80,6 +83,10 @@ export interface SegmentInfo {
   uncompressedLength: number;
   /** cpio archives in the segment (a compressed stream may hold several). */
   archives: number;
+  /** Decoded bytes written back as the old stream's own compressed blocks (gzip-splice.ts). */
+  reusedBytes: number;
+  /** See FilterSegmentReport. */
+  reuseRefusedBytes: number;
   /** Entries, the trailers not counted. */
   entries: number;
 }
@@ -93,6 +100,13 @@ export interface FilterSegmentReport {
   entriesBefore: number;
   entriesAfter: number;
   changed: boolean;
+  /** Decoded bytes written back as the old stream's own compressed blocks (gzip-splice.ts). */
+  reusedBytes: number;
+  /**
+   * Decoded bytes whose old blocks were found copyable but did not decode to them when checked, so
+   * were deflated instead: 0 unless something is wrong (the check is the safety net).
+   */
+  reuseRefusedBytes: number;
 }
 
 export interface FilterReport {
@@ -126,10 +140,15 @@ const MAX_ARCHIVES = 100_000;
  */
 const GC_EVERY = 4 << 20;
 const MAJOR_GC_EVERY = 4;
-/** Output is batched into chunks of about this size. */
+/** Output is batched into chunks of about this size ... */
 const OUT_CHUNK = 256 << 10;
+/** ... and handed on at least every this many bytes read. */
+const MARK_BYTES = 1 << 20;
+const EMPTY = Buffer.alloc(0);
 
 interface Walker {
+  /** Output buffers that are input bytes as they were, by offset (see ArchiveFilterContext.origins). */
+  origins?: WeakMap<Buffer, number>;
   /** Called per entry (trailer excluded); returns output buffers (filter) or nothing (list). */
   onArchiveStart(segment: number): void;
   onEntry(e: CpioEntry, out: Buffer[]): void;
@@ -150,7 +169,7 @@ async function* walkArchives(
 ): AsyncGenerator<Buffer[]> {
   for (let a = 0; a < MAX_ARCHIVES; a++) {
     if (!topLevel) {
-      const zeros = await r.takeZeros();
+      const zeros = await takeZeros(r, w.origins);
       if (zeros.length) yield zeros;
       if (await r.atEnd()) return;
       await r.fill(6);
@@ -168,6 +187,7 @@ async function* walkArchives(
     let archiveOut = 0;
     let out: Buffer[] = [];
     let outBytes = 0;
+    let yieldedAt = r.offset;
     for (let i = 0; ; i++) {
       if (i > MAX_ENTRIES)
         throw new UlfsError('LIMIT_EXCEEDED', `cpio archive has over ${MAX_ENTRIES} entries`);
@@ -193,10 +213,13 @@ async function* walkArchives(
         outBytes += out[k]!.length;
         archiveOut += out[k]!.length;
       }
-      if (outBytes >= OUT_CHUNK) {
+      // Also every MARK_BYTES read, even with nothing to write (an empty batch): a consumer learns
+      // how far the input has gone (the gzip splice lets go of old compressed bytes by it).
+      if (outBytes >= OUT_CHUNK || r.offset - yieldedAt >= MARK_BYTES) {
         yield out;
         out = [];
         outBytes = 0;
+        yieldedAt = r.offset;
       }
       if (e.name === CPIO_TRAILER) break;
     }
@@ -204,7 +227,7 @@ async function* walkArchives(
     // The NUL padding after the trailer: copied as it is, unless the archive changed length and was
     // padded to 512-byte blocks (GNU cpio's block size, which unmkinitramfs relies on): then re-padded.
     const archiveIn = r.offset - archiveStart;
-    const zeros = await r.takeZeros();
+    const zeros = await takeZeros(r, w.origins);
     const zeroBytes = zeros.reduce((n, z) => n + z.length, 0);
     if (archiveOut === archiveIn || archiveOut === 0 || (archiveIn + zeroBytes) % 512 !== 0) {
       if (zeros.length) yield zeros;
@@ -215,6 +238,19 @@ async function* walkArchives(
     if (topLevel) return;
   }
   throw new UlfsError('LIMIT_EXCEEDED', `over ${MAX_ARCHIVES} cpio archives`);
+}
+
+/** r.takeZeros(), noting where the zeros came from. */
+async function takeZeros(r: ByteReader, origins: WeakMap<Buffer, number> | undefined): Promise<Buffer[]> {
+  let at = r.offset;
+  const zeros = await r.takeZeros();
+  if (origins) {
+    for (const z of zeros) {
+      origins.set(z, at);
+      at += z.length;
+    }
+  }
+  return zeros;
 }
 
 interface SegmentHooks {
@@ -260,6 +296,8 @@ async function* walkFile(input: ByteInput, hooks: SegmentHooks): AsyncGenerator<
         uncompressedLength: 0,
         archives: 0,
         entries: 0,
+        reusedBytes: 0,
+        reuseRefusedBytes: 0,
       };
       if (c === undefined) {
         throw new UlfsError(
@@ -329,7 +367,14 @@ async function* compressedSegment(
   };
   // gzip decodes into reused buffers where node's zlib allows it (gunzip-reuse.ts), else a stream.
   const pool = c === 'gzip' ? new ChunkPool(REUSE_CHUNK) : null;
-  const reusing = pool && gunzipReusing(source(), pool, guard, inputDone);
+  // gzip written back as gzip, at the level nobody chose: old deflate blocks are copied where they
+  // can be (gzip-splice.ts), which needs the decoder to record where its blocks are.
+  const blocks =
+    c === 'gzip' && target === 'gzip' && hooks.output?.level === undefined && hooks.walker.origins
+      ? new GzipBlockSource(inputDone)
+      : undefined;
+  const reusing = pool && gunzipReusing(source(), pool, guard, inputDone, blocks);
+  const splice = reusing ? blocks : undefined;
   let decoded: AsyncIterable<Buffer>;
   let stream: Duplex | undefined;
   if (reusing) decoded = reusing;
@@ -365,6 +410,15 @@ async function* compressedSegment(
       yield* bufs; // as they are: concatenating would copy every byte once more
     }
   };
+  // For the splicing encoder: each buffer with where its bytes sat in the decoded stream, and after
+  // a batch with nothing to write (dropped entries), how far the input has gone.
+  const origins = hooks.walker.origins;
+  const tagged = async function* (): AsyncGenerator<TaggedChunk> {
+    for await (const bufs of walkArchives(inner, hooks.walker, info.index, hooks.limits, counts, false)) {
+      if (bufs.length === 0) yield { data: EMPTY, source: inner.offset };
+      for (const b of bufs) yield { data: b, source: origins?.get(b) ?? -1 };
+    }
+  };
   const finishInfo = (): void => {
     info.length = r.offset - info.offset;
     info.uncompressedLength = decodedBytes;
@@ -377,8 +431,10 @@ async function* compressedSegment(
       finishInfo();
       return;
     }
-    const compressor = createCompressor(target, hooks.output.level);
-    const compressed = pipeline(Readable.from(filtered(), { objectMode: false }), compressor, () => {});
+    const compressor = createCompressor(target, hooks.output.level, splice);
+    const compressed = splice
+      ? pipeline(Readable.from(tagged(), { objectMode: true }), compressor, () => {})
+      : pipeline(Readable.from(filtered(), { objectMode: false }), compressor, () => {});
     let heldOut: Buffer[] | undefined = mayCopy ? [] : undefined;
     for await (const chunk of compressed as AsyncIterable<Buffer>) {
       encodedBytes += chunk.length;
@@ -401,11 +457,16 @@ async function* compressedSegment(
       return;
     }
     hooks.outputCompression(info.index, target);
+    if (compressor instanceof ParallelGzip) {
+      info.reusedBytes = compressor.spliced.copied - compressor.spliced.refused;
+      info.reuseRefusedBytes = compressor.spliced.refused;
+    }
     if (heldOut) yield* heldOut;
   } catch (e) {
     throw compressionError(c, e, start);
   } finally {
     if (reusing) await reusing.return(undefined);
+    blocks?.close();
     stream?.destroy();
   }
 }
@@ -437,6 +498,7 @@ export function filterInitramfs(
   // copied out of the decoded stream (most of a pruned initramfs). Hard-link members always keep
   // their data: it may move to a surviving link.
   const decided = new WeakMap<CpioHeader, Decision>();
+  const origins = new WeakMap<Buffer, number>();
   const decideEarly = (header: CpioHeader, name: string): boolean => {
     if (name === CPIO_TRAILER || ((header.mode & S_IFMT) === S_IFREG && header.nlink > 1)) return true;
     const d = opts.decide(entryInfo({ header, name }, current));
@@ -453,10 +515,9 @@ export function filterInitramfs(
     },
     onTrailer(e, out) {
       filter!.finish(out);
-      out.push(e.raw);
-      out.push(...e.data);
-      if (e.dataPad.length) out.push(e.dataPad);
+      writeRaw(e, out, origins);
     },
+    origins,
   };
   const outComp: Compression[] = [];
   const hooks: SegmentHooks = {
@@ -482,6 +543,7 @@ export function filterInitramfs(
         changed: false,
         entriesBefore: 0,
         entriesAfter: 0,
+        origins,
       };
       ctxs[info.index] = ctx;
       return { changed: () => ctx.changed };
@@ -514,6 +576,8 @@ export function filterInitramfs(
           entriesBefore: ctx.entriesBefore,
           entriesAfter: ctx.entriesAfter,
           changed: ctx.changed || (outComp[s.index] ?? s.compression) !== s.compression,
+          reusedBytes: s.reusedBytes,
+          reuseRefusedBytes: s.reuseRefusedBytes,
         };
       });
       resolve(report);
