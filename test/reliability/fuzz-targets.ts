@@ -11,11 +11,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
 import { isUlfsError } from '../../src/errors.js';
 import { MemoryDevice, SliceDevice } from '../../src/image/blockdev.js';
 import { openPartition, readPartitionTable } from '../../src/image/partitions.js';
 import { ExtFs } from '../../src/ext/fs.js';
-import { listInitramfs } from '../../src/initramfs/index.js';
+import { filterInitramfs, listInitramfs } from '../../src/initramfs/index.js';
 import { parseUsageList } from '../../src/modules/usage-list.js';
 import { decodeModDep, decodeModDepBin } from '../../src/modules/moddep.js';
 import { decodeIndex } from '../../src/modules/kmod-index.js';
@@ -239,6 +240,96 @@ const initramfs: FuzzTarget = {
   },
 };
 
+// ---------------------------------------------------------------- gzip splice
+/** The filter's whole output, decoded (gzip), or the UlfsError it stopped with. */
+async function filterDecoded(input: Buffer, level: number | undefined): Promise<Buffer> {
+  const { output, done } = filterInitramfs(Readable.from([input]), {
+    decide: (e) => (e.name.includes('/drop') ? 'drop' : 'keep'),
+    level,
+    maxOutput: 64 << 20,
+    maxExpansion: 1000,
+  });
+  const parts: Buffer[] = [];
+  for await (const c of output) parts.push(c as Buffer);
+  await done;
+  const out = Buffer.concat(parts);
+  return out[0] === 0x1f ? zlib.gunzipSync(out) : out;
+}
+
+/** A tree whose gzip stream has whole old blocks in kept runs (see gzip-splice.ts), as cpio. */
+function spliceSeedCpio(dir: string): Buffer {
+  const tree = path.join(dir, 'gs');
+  fs.rmSync(tree, { recursive: true, force: true });
+  fs.mkdirSync(path.join(tree, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(tree, 'lib'), { recursive: true });
+  let x = 1;
+  const bytes = (n: number, spread: number): Buffer => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
+      b[i] = 0x20 + ((x >> 16) % spread);
+    }
+    return b;
+  };
+  // Kept runs long enough to hold whole deflate blocks, dropped files between them, incompressible
+  // bytes (stored blocks). Bytes from 64 values: few matches, so gzip's blocks hold ~32 KB each.
+  fs.writeFileSync(path.join(tree, 'bin/a'), bytes(100_000, 64));
+  fs.writeFileSync(path.join(tree, 'bin/drop1'), bytes(9_000, 40));
+  fs.writeFileSync(path.join(tree, 'bin/z'), bytes(40_000, 64));
+  fs.writeFileSync(path.join(tree, 'lib/blob'), bytes(40_000, 224));
+  fs.writeFileSync(path.join(tree, 'lib/drop2'), bytes(5_000, 3));
+  fs.writeFileSync(path.join(tree, 'lib/m'), bytes(60_000, 64));
+  return cpioOf(tree, 'newc');
+}
+
+/**
+ * Copying old blocks must give exactly what deflating every byte gives, or the same kind of refusal
+ * (both read the same decoded stream).
+ */
+async function spliceDifferential(gz: Buffer): Promise<void> {
+  let copied: Buffer | Error;
+  let deflated: Buffer | Error;
+  try {
+    copied = await filterDecoded(gz, undefined);
+  } catch (e) {
+    copied = e as Error;
+  }
+  try {
+    deflated = await filterDecoded(gz, 1);
+  } catch (e) {
+    deflated = e as Error;
+  }
+  if (copied instanceof Error || deflated instanceof Error) {
+    if (!isUlfsError(copied) || !isUlfsError(deflated)) throw copied instanceof Error ? copied : deflated;
+    throw copied;
+  }
+  if (!copied.equals(deflated)) throw new Error('copied old blocks decode to other bytes than deflating');
+}
+
+/** Mutated compressed streams: the walker and the copying on corrupt deflate data. */
+const gzipSplice: FuzzTarget = {
+  name: 'gzip-splice',
+  covers:
+    'gzip kept as gzip (filterInitramfs): deflate block walker, copied old blocks, their check, ' +
+    'on mutated gzip streams; differential against deflating everything',
+  seeds(dir) {
+    const gz = nativeCompress('gzip', spliceSeedCpio(dir));
+    return [{ name: 'gzip -9', bytes: gz, hot: whole(gz), small: true }];
+  },
+  run: spliceDifferential,
+};
+
+/** Mutated archives, compressed whole: valid streams of every layout, copied or deflated alike. */
+const gzipSpliceArchive: FuzzTarget = {
+  name: 'gzip-splice-archive',
+  covers: 'the same on mutated cpio archives gzipped whole (valid streams, varied layouts)',
+  seeds(dir) {
+    const cpio = spliceSeedCpio(dir);
+    return [{ name: 'cpio', bytes: cpio, hot: whole(cpio), small: true }];
+  },
+  run: (input, level9) => spliceDifferential(zlib.gzipSync(input, { level: level9 ? 9 : 6 })),
+};
+
 // ---------------------------------------------------------------- modules
 type SampleTree = { version: string; files: string[]; indexes: Record<string, Buffer> };
 let sampleTreeCache: SampleTree | undefined;
@@ -362,7 +453,17 @@ let sampleUsed: Buffer | undefined;
 /** modules-plan: the index file the current seed stands for (set by the runner from the seed name). */
 export const PLAN_FILE = { current: 'modules.dep' };
 
-export const TARGETS: FuzzTarget[] = [partitions, ext, initramfs, usageList, modDep, kmodBin, modulesPlan];
+export const TARGETS: FuzzTarget[] = [
+  partitions,
+  ext,
+  initramfs,
+  gzipSplice,
+  gzipSpliceArchive,
+  usageList,
+  modDep,
+  kmodBin,
+  modulesPlan,
+];
 
 // ---------------------------------------------------------------- mutations
 export type Mutation =

@@ -14,6 +14,8 @@ const RUNS: Record<string, number> = {
   partitions: 1000,
   ext: 600,
   initramfs: 300,
+  'gzip-splice': 150,
+  'gzip-splice-archive': 100,
   'usage-list': 1500,
   moddep: 800,
   'kmod-bin': 1500,
