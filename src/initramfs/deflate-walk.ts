@@ -6,8 +6,9 @@
  *
  * Bits are read least significant first (RFC 1951 3.1.1); Huffman codes are packed most significant
  * bit first, so the decoding tables are indexed by the bit-reversed code (as in zlib's inftrees.c).
- * Codes are checked as zlib checks them: an over-subscribed or incomplete code is an error, except a
- * distance code with a single symbol (and a distance code with none, when the block has no matches).
+ * Codes are checked as zlib checks them: an over-subscribed code is an error, and so is an incomplete
+ * one, except a literal/length or distance code of a single 1-bit code (and a distance code with no
+ * codes at all, for a block with no matches). Every walk is bounded by the bits it may read.
  */
 
 /** One block as walked. */
@@ -26,132 +27,20 @@ export interface WalkedBlock {
 
 // RFC 1951 3.2.5: base lengths and extra bits of length symbols 257-285, bases and extra bits of
 // distance symbols 0-29.
-const LEN_BASE = Int32Array.of(
-  3,
-  4,
-  5,
-  6,
-  7,
-  8,
-  9,
-  10,
-  11,
-  13,
-  15,
-  17,
-  19,
-  23,
-  27,
-  31,
-  35,
-  43,
-  51,
-  59,
-  67,
-  83,
-  99,
-  115,
-  131,
-  163,
-  195,
-  227,
-  258,
-);
-const LEN_EXTRA = Int32Array.of(
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  1,
-  1,
-  1,
-  1,
-  2,
-  2,
-  2,
-  2,
-  3,
-  3,
-  3,
-  3,
-  4,
-  4,
-  4,
-  4,
-  5,
-  5,
-  5,
-  5,
-  0,
-);
-const DIST_BASE = Int32Array.of(
-  1,
-  2,
-  3,
-  4,
-  5,
-  7,
-  9,
-  13,
-  17,
-  25,
-  33,
-  49,
-  65,
-  97,
-  129,
-  193,
-  257,
-  385,
-  513,
-  769,
-  1025,
-  1537,
-  2049,
-  3073,
-  4097,
-  6145,
-  8193,
-  12289,
-  16385,
-  24577,
-);
-const DIST_EXTRA = Int32Array.of(
-  0,
-  0,
-  0,
-  0,
-  1,
-  1,
-  2,
-  2,
-  3,
-  3,
-  4,
-  4,
-  5,
-  5,
-  6,
-  6,
-  7,
-  7,
-  8,
-  8,
-  9,
-  9,
-  10,
-  10,
-  11,
-  11,
-  12,
-  12,
-  13,
-  13,
-);
+const LEN_BASE = Int32Array.from([
+  3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195,
+  227, 258,
+]);
+const LEN_EXTRA = Int32Array.from([
+  0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+]);
+const DIST_BASE = Int32Array.from([
+  1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
+  6145, 8193, 12289, 16385, 24577,
+]);
+const DIST_EXTRA = Int32Array.from([
+  0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
+]);
 /** The order in which code length code lengths are stored (3.2.7). */
 const CLEN_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
 const MAX_BITS = 15;
