@@ -126,16 +126,20 @@ function deflateBlock(
   });
 }
 
+/** An empty final block with fixed codes: BFINAL 1, BTYPE 01, end-of-block (7 zero bits). */
+const FINAL_EMPTY_BLOCK = Buffer.from([0x03, 0x00]);
+
 /**
  * Whether `bits` (raw deflate, starting and ending on a byte, no BFINAL) decode to exactly the
  * bytes `expected` after the window `dictionary`: decoded once more in the threadpool, compared
- * piece by piece as the output comes.
+ * piece by piece as the output comes. An empty final block after them must then end the stream,
+ * which it does only if they end where a block does (a decoder left inside a block or a block header
+ * would read it as more of that).
  */
 function decodesTo(bits: Buffer, dictionary: Buffer | undefined, expected: Buffer[]): Promise<boolean> {
   return new Promise((resolve) => {
     const z = zlib.createInflateRaw({
       ...(dictionary?.length ? { dictionary } : {}),
-      finishFlush: zlib.constants.Z_SYNC_FLUSH,
       chunkSize: OUT_CHUNK,
     });
     let piece = 0; // expected[piece] is compared from `at` on
@@ -159,9 +163,12 @@ function decodesTo(bits: Buffer, dictionary: Buffer | undefined, expected: Buffe
       }
       if (!same) z.destroy();
     });
+    let ended = false;
+    z.on('end', () => (ended = true));
     z.on('error', () => resolve(false));
-    z.on('close', () => resolve(same && piece === expected.length));
-    z.end(bits);
+    z.on('close', () => resolve(ended && same && piece === expected.length));
+    z.write(bits);
+    z.end(FINAL_EMPTY_BLOCK);
   });
 }
 

@@ -261,7 +261,62 @@ class LyingSource extends GzipBlockSource {
   }
 }
 
+/** A source whose one block [start, end) comes as `bits`. */
+class OneBlockSource extends GzipBlockSource {
+  constructor(
+    private readonly start: number,
+    private readonly end: number,
+    private readonly given: Buffer,
+  ) {
+    super(() => {});
+  }
+  override nextBoundary(pos: number): number | undefined {
+    return pos <= this.start ? this.start : undefined;
+  }
+  override blockEnd(pos: number): number | undefined {
+    return pos === this.start ? this.end : undefined;
+  }
+  override copyable(): boolean {
+    return true;
+  }
+  override bits(): Buffer {
+    return this.given;
+  }
+}
+
 describe('gzip splice: copies that do not decode to their bytes are deflated instead', () => {
+  it('bits cut a little short or long: the check refuses them where the stream would not be whole', async () => {
+    const data = fs.readFileSync(process.execPath).subarray(0, 300_000); // machine code: Huffman blocks
+    const raw = zlib.deflateRawSync(data, { level: 9 });
+    const blocks = walkAll(raw, data.length);
+    // A Huffman block followed by one: the header bits after it are not all zeros.
+    let start = 0;
+    let i = 0;
+    for (; blocks[i]!.stored || blocks[i + 1]!.stored; i++) start += blocks[i]!.length;
+    const block = blocks[i]!;
+    const end = start + block.length;
+    let refusedOnce = false;
+    for (let extra = -3; extra <= 6; extra++) {
+      const bits = cut(raw, block.startBit, block.endBit + extra);
+      const gz = new ParallelGzip(6, 2, new OneBlockSource(start, end, bits));
+      const chunks: TaggedChunk[] = [
+        { data: data.subarray(0, start), source: -1 },
+        { data: data.subarray(start, end), source: start },
+        { data: data.subarray(end), source: -1 },
+      ];
+      const out = await collect(Readable.from(chunks, { objectMode: true }).pipe(gz));
+      expect(zlib.gunzipSync(out).equals(data)).toBe(true);
+      expect(gz.spliced.copied).toBe(block.length);
+      // Exact bits are copied. Bits cut short or long are refused where the stream would not be
+      // whole; some variants are whole all the same (zero bits the closing stored block's header
+      // and padding stand in for), and the output above decoded right either way.
+      if (extra === 0) expect(gz.spliced.refused).toBe(0);
+      else expect([0, block.length]).toContain(gz.spliced.refused);
+      if (gz.spliced.refused) refusedOnce = true;
+    }
+    expect(refusedOnce).toBe(true);
+  });
+
   it('wrong bits from the source: the output is still exactly the input', async () => {
     const data = sample(5, 200_000);
     const gz = new ParallelGzip(6, 2, new LyingSource());
