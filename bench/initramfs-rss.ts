@@ -34,7 +34,8 @@ type Format = 'none' | 'gzip' | 'zstd' | 'xz' | 'lz4';
 const comp = (process.argv[3] ?? 'none') as Format;
 const QUICK_LEVEL: Record<Format, number> = { none: 0, gzip: 1, zstd: 3, xz: 0, lz4: 1 };
 if (!(comp in QUICK_LEVEL)) throw new Error(`unknown format ${comp}`);
-const level = Number(process.argv[4] ?? QUICK_LEVEL[comp]);
+// 'default': no level, as prune writes it (gzip then copies the input's own blocks where it can).
+const level = process.argv[4] === 'default' ? undefined : Number(process.argv[4] ?? QUICK_LEVEL[comp]);
 /** The native compressor that writes the input file, reading the archive on stdin. */
 const NATIVE: Partial<Record<Format, string[]>> = {
   zstd: ['zstd', '-1', '-q', '-c'],
@@ -123,7 +124,14 @@ if (comp !== 'none' && !fromFile) {
     await writeCompressed(file);
     const r = spawnSync(
       process.execPath,
-      [...process.execArgv, fileURLToPath(import.meta.url), String(totalMb), comp, String(level), file],
+      [
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        String(totalMb),
+        comp,
+        String(level ?? 'default'),
+        file,
+      ],
       { stdio: 'inherit' },
     );
     process.exitCode = r.status ?? 1;
@@ -140,7 +148,7 @@ const t = performance.now();
 const { output, done } = filterInitramfs(source, {
   decide: (e) => (/\/d\d*[12]\/|\/d\d*[45]\//.test(e.name) && e.name.endsWith('.ko') ? 'drop' : 'keep'),
   compression: 'keep',
-  ...(comp === 'none' ? {} : { level }),
+  ...(comp === 'none' || level === undefined ? {} : { level }),
 });
 let out = 0;
 for await (const c of output) out += (c as Buffer).length;

@@ -36,7 +36,7 @@
 import { walkBlock, type WalkedBlock } from './deflate-walk.js';
 
 /** Compressed bytes held for copying, at most. */
-export const RETAIN_BYTES = 16 << 20;
+export const RETAIN_BYTES = 8 << 20;
 /** A block decoding to more than this is not copied (zlib's blocks are far smaller). */
 export const MAX_COPY_BLOCK = 8 << 20;
 
@@ -312,7 +312,7 @@ export interface SpliceSink {
 }
 
 /** Copied blocks are written in spans of about this many decoded bytes. */
-const SPAN_BYTES = 4 << 20;
+const SPAN_BYTES = 1 << 20;
 
 /**
  * Splits the new stream's bytes, each piece tagged with its offset in the old stream's decoded bytes
