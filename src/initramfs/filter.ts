@@ -443,15 +443,18 @@ function encodeItem(it: Item, out: Buffer[], origins: WeakMap<Buffer, number> | 
   if (pad) out.push(Buffer.alloc(pad));
 }
 
+/** Notes in `origins` that `parts`, one after the other, are the input's bytes from offset `at` on. */
+export function noteOrigins(origins: WeakMap<Buffer, number> | undefined, parts: Buffer[], at: number): void {
+  if (!origins) return;
+  for (const b of parts) {
+    origins.set(b, at);
+    at += b.length;
+  }
+}
+
 /** Writes an entry as it was read, noting where its bytes came from (`origins`). */
 export function writeRaw(e: CpioEntry, out: Buffer[], origins: WeakMap<Buffer, number> | undefined): void {
-  let at = e.offset;
-  const put = (b: Buffer): void => {
-    origins?.set(b, at);
-    at += b.length;
-    out.push(b);
-  };
-  put(e.raw);
-  for (const d of e.data) put(d);
-  if (e.dataPad.length) put(e.dataPad);
+  const parts = e.dataPad.length ? [e.raw, ...e.data, e.dataPad] : [e.raw, ...e.data];
+  noteOrigins(origins, parts, e.offset);
+  out.push(...parts);
 }

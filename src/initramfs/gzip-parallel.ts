@@ -237,12 +237,9 @@ export class ParallelGzip extends Transform {
     const data = Buffer.isBuffer(chunk) ? chunk : chunk.data;
     this.crc = crc32(data, this.crc);
     this.isize = (this.isize + data.length) >>> 0; // ISIZE is the length modulo 2^32
-    const done =
-      this.splicer && !Buffer.isBuffer(chunk)
-        ? this.splicer.write(data, chunk.source)
-        : this.splicer
-          ? this.splicer.write(data, -1)
-          : this.append(data);
+    const done = this.splicer
+      ? this.splicer.write(data, Buffer.isBuffer(chunk) ? -1 : chunk.source)
+      : this.append(data);
     done.then(() => cb(), cb);
   }
 

@@ -160,21 +160,21 @@ export class GzipBlockSource {
   bits(start: number, end: number): Buffer | null {
     const s = this.exactBit.get(start);
     const e = this.exactBit.get(end);
+    const notWalked = (): Error => new Error(`gzip splice: the blocks of ${start}-${end} were not walked`);
+    if (s === undefined || e === undefined) throw notWalked();
     const blocks: WalkedBlock[] = [];
     for (let at = start; at < end;) {
       const w = this.walked.get(at);
-      if (!w || s === undefined || e === undefined) {
-        throw new Error(`gzip splice: the blocks of ${start}-${end} were not walked`);
-      }
+      if (!w) throw notWalked();
       blocks.push(...w.blocks);
       at = w.end;
     }
-    if (s! >>> 3 < this.releasedTo) return null;
-    const srcByte = s! >>> 3;
-    const src = this.gather(srcByte, Math.ceil(e! / 8));
-    const out = Buffer.alloc(Math.ceil((e! - s!) / 8) + blocks.length + 6);
+    const srcByte = s >>> 3;
+    if (srcByte < this.releasedTo) return null;
+    const src = this.gather(srcByte, Math.ceil(e / 8));
+    const out = Buffer.alloc(Math.ceil((e - s) / 8) + blocks.length + 6);
     let o = 0; // output bits written
-    let piece = s!; // start bit of the bits not copied yet
+    let piece = s; // start bit of the bits not copied yet
     // Copies old bits [piece, until) to the output, which is on a byte boundary here.
     const copy = (until: number): void => {
       shiftBits(src, (piece >>> 3) - srcByte, piece & 7, until - piece, out, o >>> 3);
@@ -191,7 +191,7 @@ export class GzipBlockSource {
       o += (to - from) * 8;
       piece = b.endBit;
     }
-    copy(e!);
+    copy(e);
     // The closing empty stored block: 3 zero bits, padding, LEN 0000, NLEN ffff.
     const len = ((o + 3 + 7) >>> 3) + 4;
     out[len - 2] = 0xff;
@@ -326,8 +326,6 @@ export class SpliceWriter {
   private block: { start: number; bytes: number; chunks: Buffer[] } | null = null;
   /** Copyable blocks not written yet, old decoded offsets [from, to). */
   private span: { from: number; to: number; chunks: Buffer[] } | null = null;
-  /** Decoded bytes written as copied blocks. */
-  copiedBytes = 0;
 
   constructor(
     private readonly src: GzipBlockSource,
@@ -413,7 +411,6 @@ export class SpliceWriter {
       for (const c of s.chunks) await this.sink.plain(c);
       return;
     }
-    this.copiedBytes += s.to - s.from;
     await this.sink.copied(s.chunks, bits);
   }
 }

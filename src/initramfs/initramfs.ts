@@ -32,6 +32,7 @@ import { CPIO_TRAILER, S_IFMT, S_IFREG, isCpioMagicPrefix, type CpioHeader } fro
 import {
   ArchiveFilter,
   entryInfo,
+  noteOrigins,
   writeRaw,
   type ArchiveFilterContext,
   type CpioEntryInfo,
@@ -242,14 +243,9 @@ async function* walkArchives(
 
 /** r.takeZeros(), noting where the zeros came from. */
 async function takeZeros(r: ByteReader, origins: WeakMap<Buffer, number> | undefined): Promise<Buffer[]> {
-  let at = r.offset;
+  const at = r.offset;
   const zeros = await r.takeZeros();
-  if (origins) {
-    for (const z of zeros) {
-      origins.set(z, at);
-      at += z.length;
-    }
-  }
+  noteOrigins(origins, zeros, at);
   return zeros;
 }
 
