@@ -299,10 +299,14 @@ async function spliceDifferential(gz: Buffer): Promise<void> {
   } catch (e) {
     deflated = e as Error;
   }
-  if (copied instanceof Error || deflated instanceof Error) {
-    if (!isUlfsError(copied) || !isUlfsError(deflated)) throw copied instanceof Error ? copied : deflated;
-    throw copied;
+  if (copied instanceof Error && deflated instanceof Error) {
+    if (!isUlfsError(copied)) throw copied;
+    if (!isUlfsError(deflated)) throw deflated;
+    throw copied; // the same refusal on both sides: a typed rejection
   }
+  // One side refused what the other wrote: a finding even when the refusal is typed.
+  if (copied instanceof Error) throw new Error(`only copying failed: ${copied.message}`);
+  if (deflated instanceof Error) throw new Error(`only deflating failed: ${deflated.message}`);
   if (!copied.equals(deflated)) throw new Error('copied old blocks decode to other bytes than deflating');
 }
 
